@@ -23,7 +23,7 @@ SYNTH_MODELS := synth-clip synth-captioner synth-llava synth-caption
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[dev,book,api]"
+	$(BIN)/pip install --quiet -e ".[dev,book,api,hf]"
 	touch $@
 
 setup: $(BIN)/.installed

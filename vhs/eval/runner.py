@@ -25,7 +25,7 @@ from vhs.errors import VhsError
 from vhs.eval.cache import ResponseCache, cache_key
 from vhs.eval.parse import lenient_correct, parse_yes_no
 from vhs.eval.retry import RetryPolicy, call_with_retries
-from vhs.models.base import AuthError, Backend, BackendError, ImageRef, MissingKeyError, OverLimitError, Reply, Request
+from vhs.models.base import AuthError, Backend, BackendError, BatchedBackend, ImageRef, MissingKeyError, OverLimitError, Reply, Request
 from vhs.models.registry import load_backend
 
 STATUSES = ("ok", "unparsed", "not_answerable:context", "not_answerable:payload", "error", "not_run")
@@ -216,7 +216,7 @@ def run_backend(backend: Backend, questions: Iterable[dict], cache: ResponseCach
 
     batch = max(1, backend.batch_size)
     units = [pending[k : k + batch] for k in range(0, len(pending), batch)]
-    workers = 1 if batch > 1 else max(1, options.concurrency)
+    workers = 1 if batch > 1 or isinstance(backend, BatchedBackend) else max(1, options.concurrency)  # local models: one at a time
     with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(total=len(pending), desc=label, unit="q") as bar:
         futures = [pool.submit(answer, unit) for unit in units]
         try:

@@ -22,6 +22,8 @@ BACKENDS: dict[str, str] = {
     "openai": "vhs.models.openai_chat:OpenAIBackend",
     "anthropic": "vhs.models.anthropic_messages:AnthropicBackend",
     "gemini": "vhs.models.gemini:GeminiBackend",
+    "hf": "vhs.models.hf:HFBackend",
+    "caption": "vhs.models.caption:CaptionBackend",
     "synth-llava": "vhs.models.synth_llava:SynthLlavaBackend",
     "synth-caption": "vhs.models.synth_caption:SynthCaptionBackend",
     "clip-retrieve": "vhs.models.clip_retrieve:ClipRetrieveBackend",

@@ -1,0 +1,138 @@
+"""`hf:MODEL`: any transformers model, by hub name or local path, with greedy decoding.
+
+A model whose config has a vision tower (LLaVA-v1.5, Qwen2-VL, Idefics ...) loads through
+`AutoModelForImageTextToText` + `AutoProcessor` and gets the haystack's images first, then the
+prompt, through its own chat template (LLaVA-1.5: `USER: <image>\n<image>\n... {prompt} ASSISTANT:`).
+A text-only model (the caption baseline's LLM) loads through `AutoModelForCausalLM` + its tokenizer.
+
+The context window is read from the config (`text_config.max_position_embeddings`), or given as
+`?context=N` (LLaVA-1.5 was trained with 2,048 tokens, which is why it holds only ~3 images of 576
+tokens). A haystack that does not fit is reported `not_answerable:context` without running.
+Options: `dtype` (auto: bfloat16 on CUDA, float32 on CPU), `device` (auto: CUDA when present),
+`max_new_tokens` (8), `batch_size` (1), `context`.
+"""
+
+from typing import Any
+
+import torch
+from PIL import Image
+
+from vhs.models.base import BackendError, BatchedBackend, ImageRef, Limits, OverLimitError, Reply, Request
+
+DEFAULT_MODEL = "llava-hf/llava-1.5-7b-hf"
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def resolve_device(device: str) -> str:
+    """`auto` -> `cuda` when a GPU is present, else `cpu`; anything else as given."""
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """`auto` -> bfloat16 on CUDA, float32 elsewhere; or one of float32, float16, bfloat16."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be auto or one of {', '.join(_DTYPES)}, got {dtype!r}")
+    return _DTYPES[dtype]
+
+
+def context_window(config: Any) -> int | None:
+    """The text model's maximum positions, from a (multimodal or text) transformers config."""
+    text = getattr(config, "text_config", None) or config
+    return getattr(text, "max_position_embeddings", None)
+
+
+def open_rgb(image: ImageRef) -> Image.Image:
+    """The image as RGB; a corrupt file is a BackendError naming it."""
+    try:
+        with Image.open(image.path) as opened:
+            return opened.convert("RGB")
+    except (OSError, SyntaxError) as exc:
+        raise BackendError(f"corrupt image {image.path}: {exc}") from None
+
+
+class HFBackend(BatchedBackend):
+    """A transformers model answering in batches; images first, then the prompt, greedy decoding."""
+
+    name = "hf"
+
+    def __init__(self, model_id: str = "", dtype: str = "auto", device: str = "auto", max_new_tokens: str = "8", batch_size: str = "1", context: str = "") -> None:
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+
+        model_id = model_id or DEFAULT_MODEL
+        self.device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, self.device)
+        super().__init__(model_id, dtype=str(torch_dtype).removeprefix("torch."), max_new_tokens=int(max_new_tokens))
+        try:
+            config = AutoConfig.from_pretrained(model_id)
+            self.vision = getattr(config, "vision_config", None) is not None
+            loader = AutoModelForImageTextToText if self.vision else AutoModelForCausalLM
+            self.model = loader.from_pretrained(model_id, dtype=torch_dtype).to(self.device).eval()
+            self.processor = (AutoProcessor if self.vision else AutoTokenizer).from_pretrained(model_id)
+        except OSError as exc:
+            raise BackendError(f"cannot load {model_id!r}: {str(exc).splitlines()[0]}") from None
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.tokenizer.padding_side = "left"  # generation continues every row from its last real token
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.batch_size = int(batch_size)
+        self._per_image: dict[tuple[int, int], int] = {}
+        self.limits = Limits(context_tokens=int(context) if context else context_window(config))
+
+    def chat(self, prompt: str, images: int) -> str:
+        """The templated text: `images` image placeholders first, then the prompt, then the assistant turn."""
+        content: list[dict] | str = [*({"type": "image"} for _ in range(images)), {"type": "text", "text": prompt}] if self.vision else prompt
+        if self.processor.chat_template is None:
+            raise BackendError(f"{self.model_id} has no chat template; give a model with one")
+        return self.processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False)
+
+    def _text_tokens(self, text: str) -> int:
+        # a processor adds the BOS itself; a text model's chat template already holds it
+        return len(self.tokenizer(text, add_special_tokens=self.vision)["input_ids"])
+
+    def tokens_per_image(self, size: tuple[int, int]) -> int:
+        """How many tokens one image of this size takes, measured once per size through the processor."""
+        if size not in self._per_image:
+            text = self.chat("", 1)
+            expanded = self.processor(text=[text], images=[Image.new("RGB", size)], return_tensors="pt")["input_ids"].shape[1]
+            self._per_image[size] = expanded - self._text_tokens(text) + 1
+        return self._per_image[size]
+
+    def prompt_tokens(self, request: Request) -> int:
+        """Prompt tokens with every image expanded, computed from image sizes without decoding pixels."""
+        text = self.chat(request.prompt, len(request.images))
+        images = 0
+        for image in request.images:
+            with Image.open(image.path) as opened:
+                images += self.tokens_per_image(opened.size) - 1
+        return self._text_tokens(text) + images
+
+    @torch.no_grad()
+    def generate_batch(self, requests: list[Request]) -> list[Reply]:
+        """One padded `generate` call for the batch; over-context requests raise OverLimitError."""
+        for request in requests:
+            if self.limits.context_tokens and self.prompt_tokens(request) > self.limits.context_tokens:
+                raise OverLimitError("context", f"{len(request.images)} images do not fit {self.limits.context_tokens} tokens")
+        texts = [self.chat(r.prompt, len(r.images)) for r in requests]
+        if self.vision:
+            images = [open_rgb(i) for r in requests for i in r.images]
+            inputs = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True)
+        else:
+            inputs = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        inputs = inputs.to(self.device)
+        output = self.model.generate(**inputs, max_new_tokens=self.params["max_new_tokens"], do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
+        new = output[:, inputs["input_ids"].shape[1] :]
+        replies = []
+        for row, request in enumerate(requests):
+            generated = new[row][new[row] != self.tokenizer.pad_token_id]
+            replies.append(
+                Reply(
+                    text=self.tokenizer.decode(generated, skip_special_tokens=True).strip(),
+                    input_tokens=int(inputs["attention_mask"][row].sum()),
+                    output_tokens=len(generated),
+                    images_sent=len(request.images),
+                )
+            )
+        return replies
+

@@ -1,0 +1,104 @@
+"""Randomly initialised transformers checkpoints built locally: LLaVA-style and text-only Llama.
+
+Tests and benchmarks use them to run the real `hf` and `caption` backends through `from_pretrained`
+with nothing downloaded: a byte-level BPE tokenizer trained here on the prompt vocabulary, a CLIP
+image processor, LLaVA-1.5's chat format, and weights of any size (`TINY` for tests, `LLAVA_15_7B`
+for a speed measurement at the paper's exact configuration).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+IMAGE_TOKEN = "<image>"
+SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", IMAGE_TOKEN]
+# LLaVA-1.5's conversation format: USER: <image>\n<image>\n{prompt} ASSISTANT:
+LLAVA_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}USER: "
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
+    "{% for item in message['content'] %}{% if item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}"
+    "{% else %}{{ message['content'] }}{% endif %} {% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+TEXT_CHAT_TEMPLATE = "<s>{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"
+_CORPUS = [
+    "You are given a set of images. Please answer the following question in Yes or No:",
+    "For the image with a person, is there a dog? For all images with an apple, do all of them contain a cup?",
+    "do any of them contain Yes No yes no Image 1: 2: 3: 4: 5: 6: 7: 8: 9: 0 a photo of a red circle, blue star, ",
+    "Describe the objects in this image. The image shows USER: ASSISTANT: user: assistant:",
+]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Model sizes: the text model, the vision tower, the image resolution and the context window."""
+
+    width: int = 32
+    layers: int = 2
+    heads: int = 2
+    vocab: int = 0  # 0: the tokenizer's own size
+    context: int = 128
+    vision_width: int = 32
+    vision_layers: int = 2
+    vision_heads: int = 2
+    image_size: int = 28
+    patch_size: int = 14
+
+
+TINY = Sizes()
+LLAVA_15_7B = Sizes(4096, 32, 32, 32064, 4096, 1024, 24, 16, 336, 14)  # llava-hf/llava-1.5-7b-hf
+
+
+def _tokenizer(chat_template: str):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(_CORPUS, trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>", chat_template=chat_template)
+
+
+def _llama_config(sizes: Sizes, tokenizer):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=sizes.vocab or len(tokenizer), hidden_size=sizes.width, intermediate_size=sizes.width * 11 // 4,
+        num_hidden_layers=sizes.layers, num_attention_heads=sizes.heads, num_key_value_heads=sizes.heads,
+        max_position_embeddings=sizes.context, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def write_llava(directory: Path, sizes: Sizes = TINY, seed: int = 0, dtype: torch.dtype = torch.float32) -> Path:
+    """Save a random LLaVA-1.5-style model (CLIP tower, Llama LM) with its processor to `directory`."""
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    tokenizer = _tokenizer(LLAVA_CHAT_TEMPLATE)
+    vision = CLIPVisionConfig(
+        hidden_size=sizes.vision_width, intermediate_size=sizes.vision_width * 4, num_hidden_layers=sizes.vision_layers,
+        num_attention_heads=sizes.vision_heads, image_size=sizes.image_size, patch_size=sizes.patch_size, projection_dim=sizes.vision_width,
+    )
+    config = LlavaConfig(
+        vision_config=vision, text_config=_llama_config(sizes, tokenizer), image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        vision_feature_layer=-2, vision_feature_select_strategy="default", image_seq_length=(sizes.image_size // sizes.patch_size) ** 2,
+    )
+    torch.manual_seed(seed)
+    LlavaForConditionalGeneration(config).to(dtype).save_pretrained(directory)
+    side = {"height": sizes.image_size, "width": sizes.image_size}
+    images = CLIPImageProcessor(size={"shortest_edge": sizes.image_size}, crop_size=side)
+    processor = LlavaProcessor(image_processor=images, tokenizer=tokenizer, patch_size=sizes.patch_size, vision_feature_select_strategy="default", chat_template=LLAVA_CHAT_TEMPLATE, num_additional_image_tokens=1)
+    processor.save_pretrained(directory)
+    return Path(directory)
+
+
+def write_text_lm(directory: Path, sizes: Sizes = TINY, seed: int = 0) -> Path:
+    """Save a random text-only Llama with its tokenizer (chat template included) to `directory`."""
+    from transformers import LlamaForCausalLM
+
+    tokenizer = _tokenizer(TEXT_CHAT_TEMPLATE)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(_llama_config(sizes, tokenizer)).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return Path(directory)

@@ -1,6 +1,6 @@
 """synth-caption: the caption-then-LLM baseline. The captioner writes one caption per image; the tiny
 LM reads them numbered, in haystack order, then the question: "image 1 : a red circle . image 2 :
-nothing . question : ... answer :". Its text window is fixed (256 tokens), about 15-20 captions.
+nothing . question : ... {target}" (the answer is read after the target's name). Its text window is fixed (256 tokens), about 15-20 captions.
 """
 
 from dataclasses import dataclass, field
@@ -46,9 +46,9 @@ class SynthCaptionLM(Checkpointable):
         self.lm = TinyLM(LMConfig(config.vocab, config.lm_width, config.layers, config.heads, config.context))
 
     def prompt_ids(self, captions: list[str], question: str) -> list[int]:
-        """The numbered captions, the question and "answer :" as word ids."""
+        """The numbered captions, then the question up to its target's name, as word ids."""
         text = " ".join(f"image {n} : {caption} ." for n, caption in enumerate(captions, start=1))
-        return self.tokenizer.encode(f"{text} question : {question} answer :")
+        return self.tokenizer.encode(f"{text} question :") + self.tokenizer.question(question)
 
     def answer_logits(self, prompts: list[list[int]]) -> torch.Tensor:
         """(B, vocab) logits at each prompt's end."""

@@ -1,7 +1,7 @@
 """synth-llava: a LLaVA-style full-context model on the tiny LM.
 
 Every one of an image's 64 patch features is projected into the LM's sequence (plus an embedding
-saying which image it belongs to), all images in haystack order, then the question and "answer :".
+saying which image it belongs to), all images in haystack order, then the question, up to its target's name (where the answer is read).
 The LM's window is fixed (256 tokens), so like LLaVA-v1.5 in its 2K context it holds only a few
 images: 3 of 64 tokens plus a question; a larger haystack is not answerable.
 """
@@ -51,11 +51,12 @@ class SynthLlava(Checkpointable):
         self.image_encoder = ImageEncoder(config.width)
         self.projector = nn.Sequential(nn.Linear(config.width, config.lm_width), nn.GELU(), nn.Linear(config.lm_width, config.lm_width))
         self.image_number = nn.Embedding(config.context // config.tokens_per_image + 1, config.lm_width)
+        nn.init.normal_(self.image_number.weight, std=0.02)  # as the LM's own embeddings: N(0, 1) would drown what a patch shows
         self.lm = TinyLM(LMConfig(config.vocab, config.lm_width, config.layers, config.heads, config.context))
 
     def prompt_ids(self, question: str) -> list[int]:
         """The word ids that follow the images."""
-        return self.tokenizer.encode(f"{question} answer :")
+        return self.tokenizer.question(question)
 
     def tokens_needed(self, images: int, question: str) -> int:
         """Sequence length for a haystack of `images` images and this question."""

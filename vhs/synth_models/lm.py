@@ -23,6 +23,21 @@ class LMConfig:
     context: int = 256
 
 
+class SwiGLU(nn.Module):
+    """Llama's MLP: down(silu(gate(x)) * up(x)). The product lets one layer compare two things in the
+    residual stream (the question's word and what attention brought back), which a GELU MLP learned
+    far more slowly here."""
+
+    def __init__(self, width: int, hidden: int) -> None:
+        super().__init__()
+        self.gate_up = nn.Linear(width, 2 * hidden)
+        self.down = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
 class Block(nn.Module):
     """x + attention(norm(x)), then x + mlp(norm(x))."""
 
@@ -33,7 +48,7 @@ class Block(nn.Module):
         self.qkv = nn.Linear(config.width, 3 * config.width)
         self.out = nn.Linear(config.width, config.width)
         self.norm2 = nn.LayerNorm(config.width)
-        self.mlp = nn.Sequential(nn.Linear(config.width, 4 * config.width), nn.GELU(), nn.Linear(4 * config.width, config.width))
+        self.mlp = SwiGLU(config.width, 4 * config.width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, width = x.shape

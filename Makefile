@@ -13,7 +13,7 @@ EXECUTED := $(patsubst notebooks/%.py,book/notebooks/%.ipynb,$(NOTEBOOKS))
 SOURCES := $(shell find vhs -name '*.py')
 RUN_CONFIG := build/run-config
 RUNS := runs
-SYNTH_MODELS := synth-clip synth-captioner synth-llava synth-caption
+SYNTH_MODELS := synth-clip synth-captioner synth-caption synth-llava
 
 .PHONY: setup test reproduce book clean models FORCE
 .SECONDARY:
@@ -49,10 +49,11 @@ book/notebooks/%.ipynb: build/notebooks/%.ipynb $(SOURCES) $(RUN_CONFIG) | setup
 # only when its checkpoint is missing or the model it builds on was retrained.
 $(RUNS)/synth-clip/config.json: | setup
 	$(BIN)/vhs train synth-clip --out $(RUNS)/synth-clip
-$(RUNS)/synth-captioner/config.json $(RUNS)/synth-llava/config.json: $(RUNS)/synth-clip/config.json
-	$(BIN)/vhs train $(notdir $(@D)) --out $(@D)
+$(RUNS)/synth-captioner/config.json: $(RUNS)/synth-clip/config.json
 $(RUNS)/synth-caption/config.json: $(RUNS)/synth-captioner/config.json
-	$(BIN)/vhs train synth-caption --out $(@D)
+$(RUNS)/synth-llava/config.json: $(RUNS)/synth-caption/config.json
+$(RUNS)/synth-captioner/config.json $(RUNS)/synth-caption/config.json $(RUNS)/synth-llava/config.json:
+	$(BIN)/vhs train $(notdir $(@D)) --out $(@D)
 
 CHECKPOINTS := $(foreach m,$(SYNTH_MODELS),$(RUNS)/$(m)/config.json)
 models: $(CHECKPOINTS)

@@ -16,7 +16,7 @@ from vhs.errors import VhsError
 from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import RunOptions, evaluate
 from vhs.synth.scenes import write_synth_dataset
-from vhs.synth_models.captioner import Captioner
+from vhs.synth_models.captioner import Captioner, balanced_threshold
 from vhs.synth_models.clip import Clip, pad
 from vhs.synth_models.data import SYNTH_TRAIN, load_pixels, patch_labels, to_float, training_catalog
 from vhs.synth_models.llava import SynthLlava
@@ -30,7 +30,7 @@ torch.set_num_threads(2)
 def runs(small_catalog: Catalog, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Tiny checkpoints of every synth model, trained for a few steps on the 400-scene fixture."""
     root = tmp_path_factory.mktemp("runs")
-    for name, steps in (("synth-clip", 40), ("synth-captioner", 20), ("synth-llava", 16), ("synth-caption", 16)):
+    for name, steps in (("synth-clip", 40), ("synth-captioner", 20), ("synth-caption", 64), ("synth-llava", 32)):
         train_model(name, root / name, steps=steps, seed=0, catalog=small_catalog)
     return root
 
@@ -40,7 +40,7 @@ def early_and_late(curve: list[float]) -> tuple[float, float]:
 
 
 def test_every_training_loss_falls(runs: Path) -> None:
-    phases = {"synth-clip": ["encoder", "align"], "synth-captioner": ["train"], "synth-llava": ["train"], "synth-caption": ["train"]}
+    phases = {"synth-clip": ["encoder", "align"], "synth-captioner": ["train"], "synth-caption": ["reading", "haystacks"], "synth-llava": ["align", "answer"]}
     for name, expected in phases.items():
         curves = json.loads((runs / name / "curve.json").read_text())
         assert list(curves) == expected
@@ -88,7 +88,9 @@ def test_every_synth_backend_answers_through_the_harness(runs: Path, small_catal
     cache = ResponseCache(tmp_path / "c.sqlite")
     for model in (f"synth-caption:{runs / 'synth-caption'}", f"clip-retrieve:{runs / 'synth-clip'}?reader={runs / 'synth-llava'}"):
         table = evaluate(model, questions, cache, RunOptions(data=small_synth))
-        assert set(table["status"]) <= {"ok", "unparsed"} and table["parsed"].notna().all(), model
+        small = table[table["size"] <= 3]  # 20 captions may overflow the caption LM's window, as they should
+        assert set(small["status"]) == {"ok"} and small["parsed"].notna().all(), model
+        assert set(table["status"]) <= {"ok", "not_answerable:context"}, model
     reader_only = evaluate(f"synth-llava:{runs / 'synth-llava'}", questions, cache, RunOptions(data=small_synth))
     assert set(reader_only[reader_only["size"] == 20]["status"]) == {"not_answerable:context"}
 
@@ -133,4 +135,19 @@ def test_unknown_model_and_coco_profile_are_clear_errors(tmp_path: Path, capsys:
     assert "unknown model 'synth-gpt' to train" in capsys.readouterr().err
     assert main(["train", "synth-llava", "--profile", "coco", "--out", str(tmp_path)]) == 2
     assert main(["train", "synth-llava", "--out", str(tmp_path / "x" / "synth-llava")]) == 2
-    assert "builds on synth-clip, not found" in capsys.readouterr().err
+    assert "synth-llava builds on synth-caption, not found" in capsys.readouterr().err
+
+
+def test_caption_threshold_balances_recall_and_specificity() -> None:
+    logits = torch.tensor([[3.0, -1.5, -4.0], [-1.0, -5.0, -3.0]])
+    present = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    assert balanced_threshold(logits, present, torch.ones_like(present, dtype=torch.bool)) == -3.0  # lowest that keeps every negative out
+    known = torch.tensor([[True, False, True], [True, True, True]])  # with -1.5 unknown, -3.0 is still the first perfect cut
+    assert balanced_threshold(logits, present, known) == -3.0
+
+
+def test_questions_end_on_the_target_where_the_answer_is_read() -> None:
+    tokenizer = Tokenizer()
+    ids = tokenizer.question("For the image with a red circle, is there an orange star?")
+    assert tokenizer.decode(ids[-1:]) == "orange star"
+    assert tokenizer.decode(tokenizer.question("For all images with a red circle, do any of them contain a blue square?")[-1:]) == "blue square"

@@ -3,6 +3,7 @@ LM reads them numbered, in haystack order, then the question: "image 1 : a red c
 nothing . question : ... {target}" (the answer is read after the target's name). Its text window is fixed (256 tokens), about 15-20 captions.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -12,11 +13,11 @@ from tqdm import tqdm
 from vhs.data.catalog import Catalog
 from vhs.synth_models.captioner import Captioner, CaptionerConfig
 from vhs.synth_models.checkpoint import Checkpointable
-from vhs.synth_models.clip import pad
+from vhs.synth_models.clip import pad, visible_names
 from vhs.synth_models.data import load_pixels
 from vhs.synth_models.fit import fit
 from vhs.synth_models.lm import LMConfig, TinyLM, last_logits, yes_or_no
-from vhs.synth_models.tokenizer import Tokenizer
+from vhs.synth_models.tokenizer import Tokenizer, caption_of
 from vhs.synth_models.training_questions import training_questions
 
 
@@ -26,6 +27,7 @@ class CaptionLMConfig:
 
     width: int = 96
     categories: list[str] = field(default_factory=list)
+    threshold: float = 0.0  # the captioner's
     lm_width: int = 96
     layers: int = 2
     heads: int = 4
@@ -42,7 +44,7 @@ class SynthCaptionLM(Checkpointable):
         super().__init__()
         self.config = config
         self.tokenizer = Tokenizer()
-        self.captioner = Captioner(CaptionerConfig(config.width, list(config.categories)))
+        self.captioner = Captioner(CaptionerConfig(config.width, list(config.categories), config.threshold))
         self.lm = TinyLM(LMConfig(config.vocab, config.lm_width, config.layers, config.heads, config.context))
 
     def prompt_ids(self, captions: list[str], question: str) -> list[int]:
@@ -63,26 +65,41 @@ class SynthCaptionLM(Checkpointable):
         """ "Yes" or "No" per prompt."""
         return yes_or_no(self.answer_logits(prompts), self.tokenizer.yes, self.tokenizer.no)
 
-def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: int, batch: int = 32, lr: float = 3e-3) -> tuple[SynthCaptionLM, dict[str, list[float]]]:
-    """Train the LM on questions over the captioner's own captions of training images (1-12 images, as fit)."""
+def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: int, batch: int = 128, lr: float = 3e-3) -> tuple[SynthCaptionLM, dict[str, list[float]]]:
+    """Train the LM in two phases (the curve keeps each):
+
+    1. reading (3/4 of the steps): single-image questions over the true captions, the text-only
+       "pretraining" every later model starts from. The LM sits on a plateau at chance for ~600
+       steps of 128 before it finds the word that matches the question's target (measured);
+    2. haystacks (1/4): questions over 1-8 images, read from the captioner's own captions.
+    """
     torch.manual_seed(seed)
-    config = CaptionLMConfig(width=captioner.config.width, categories=list(captioner.config.categories))
+    config = CaptionLMConfig(width=captioner.config.width, categories=list(captioner.config.categories), threshold=captioner.config.threshold)
     model = SynthCaptionLM(config)
     model.captioner.load_state_dict(captioner.state_dict())
     model.captioner.requires_grad_(False)
     pixels = load_pixels(catalog)
-    captions = [c for start in tqdm(range(0, len(pixels), 1024), desc="caption training images", leave=False) for c in model.captioner.captions(pixels[start : start + 1024])]
-    questions = [
-        q for q in training_questions(catalog, (1, 1, 2, 3, 5, 8, 12), steps * batch // 10 + 2, seed)
-        if len(model.prompt_ids([captions[r] for r in catalog.rows_of(q["image_ids"])], q["question"])) <= config.context
+    truth = [caption_of(names) for names in visible_names(catalog)]
+    written = [c for start in tqdm(range(0, len(pixels), 1024), desc="caption training images", leave=False) for c in model.captioner.captions(pixels[start : start + 1024])]
+    reading = training_questions(catalog, (1,), min(20_000, steps * batch), seed, multi=False)
+    haystacks = [
+        q for q in training_questions(catalog, (1, 2, 3, 5, 8), min(2_000, steps * batch // 8), seed + 1)
+        if len(model.prompt_ids([written[r] for r in catalog.rows_of(q["image_ids"])], q["question"])) <= config.context
     ]
     model.train()
 
-    def loss_at(step: int) -> torch.Tensor:
-        chosen = [questions[(step * batch + i) % len(questions)] for i in range(batch)]
-        prompts = [model.prompt_ids([captions[r] for r in catalog.rows_of(q["image_ids"])], q["question"]) for q in chosen]
-        target = torch.tensor([model.tokenizer.yes if q["answer"] == "yes" else model.tokenizer.no for q in chosen])
-        return F.cross_entropy(model.answer_logits(prompts), target)
+    def phase(questions: list[dict], captions: list[str], batch: int) -> Callable[[int], torch.Tensor]:
+        def loss_at(step: int) -> torch.Tensor:
+            chosen = [questions[(step * batch + i) % len(questions)] for i in range(batch)]
+            prompts = [model.prompt_ids([captions[r] for r in catalog.rows_of(q["image_ids"])], q["question"]) for q in chosen]
+            target = torch.tensor([model.tokenizer.yes if q["answer"] == "yes" else model.tokenizer.no for q in chosen])
+            return F.cross_entropy(model.answer_logits(prompts), target)
 
-    curve = fit(model.lm.parameters(), steps, lr, "train synth-caption", loss_at)
-    return model.eval(), {"train": curve}
+        return loss_at
+
+    first = steps * 3 // 4
+    curves = {
+        "reading": fit(model.lm.parameters(), first, lr, "train synth-caption: reading", phase(reading, truth, batch)),
+        "haystacks": fit(model.lm.parameters(), steps - first, lr / 3, "train synth-caption: haystacks", phase(haystacks, written, batch // 4)),
+    }
+    return model.eval(), curves

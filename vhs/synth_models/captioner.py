@@ -2,7 +2,7 @@
 
 Each patch votes for every category through a small MLP; a category's logit is a smooth maximum of
 the votes (log-mean-exp over patches), so a small object in one corner counts. The caption lists, in vocabulary order,
-the categories whose probability passes 0.5: "a red circle , a blue star", or "nothing".
+the categories whose logit passes the threshold chosen after training (recall and specificity balanced): "a red circle , a blue star", or "nothing".
 """
 
 from dataclasses import dataclass, field
@@ -27,6 +27,7 @@ class CaptionerConfig:
 
     width: int = 96
     categories: list[str] = field(default_factory=list)
+    threshold: float = 0.0  # logit above which a category is written; set after training
 
 
 class Captioner(Checkpointable):
@@ -48,7 +49,7 @@ class Captioner(Checkpointable):
     @torch.no_grad()
     def captions(self, pixels: torch.Tensor) -> list[str]:
         """uint8 (B, 3, H, W) -> one caption per image."""
-        present = self.logits_from_features(self.image_encoder(to_float(pixels))) > 0
+        present = self.logits_from_features(self.image_encoder(to_float(pixels))) > self.config.threshold
         return [caption_of([self.config.categories[c] for c in np.flatnonzero(row.numpy())]) for row in present]
 
 
@@ -68,4 +69,18 @@ def train_captioner(clip: Clip, catalog: Catalog, steps: int, seed: int, batch: 
         return F.binary_cross_entropy_with_logits(logits, targets.present[rows], weight=targets.known[rows].float())
 
     curve = fit(model.head.parameters(), steps, lr, "train synth-captioner", loss_at)
+    with torch.no_grad():
+        model.config.threshold = balanced_threshold(model.logits_from_features(features[:4096]), targets.present[:4096], targets.known[:4096])
     return model.eval(), {"train": curve}
+
+
+def balanced_threshold(logits: torch.Tensor, present: torch.Tensor, known: torch.Tensor) -> float:
+    """The logit threshold (on a 0.25 grid) that maximises the mean of recall and specificity.
+
+    A yes/no question is as likely to ask about a present object as an absent one, so the caption
+    should miss as few as it invents; at 0 the head missed about a quarter of the objects (measured).
+    """
+    grid = torch.arange(-6.0, 2.01, 0.25)
+    positive, negative = (present > 0) & known, (present == 0) & known
+    scores = [((logits > t) & positive).sum() / positive.sum() + ((logits <= t) & negative).sum() / negative.sum() for t in grid]
+    return float(grid[int(torch.stack(scores).argmax())])

@@ -1,9 +1,10 @@
 """synth-llava: a LLaVA-style full-context model on the tiny LM.
 
-Every one of an image's 64 patch features is projected into the LM's sequence (plus an embedding
-saying which image it belongs to), all images in haystack order, then the question, up to its target's name (where the answer is read).
-The LM's window is fixed (256 tokens), so like LLaVA-v1.5 in its 2K context it holds only a few
-images: 3 of 64 tokens plus a question; a larger haystack is not answerable.
+Every one of an image's 64 patch features is projected into the LM's sequence, framed like the
+reader's captions ("image 1 : <64 patches> . image 2 : ..."), all images in haystack order, then
+"question :" and the question up to its target's name (where the answer is read). The LM's window
+is fixed (256 tokens), so like LLaVA-v1.5 in its 2K context it holds only a few images: 3 of 68
+tokens plus a question; a larger haystack is not answerable.
 """
 
 from dataclasses import dataclass
@@ -14,15 +15,14 @@ from torch import nn
 
 from vhs.data.catalog import Catalog
 from vhs.synth_models.checkpoint import Checkpointable
-from vhs.synth_models.clip import Clip, ImageEncoder
+from vhs.synth_models.caption_lm import SynthCaptionLM
+from vhs.synth_models.clip import ImageEncoder
 from vhs.synth_models.data import load_pixels, patch_labels
 from vhs.synth_models.features import patch_features
 from vhs.synth_models.fit import fit
 from vhs.synth_models.lm import LMConfig, TinyLM, last_logits, yes_or_no
 from vhs.synth_models.tokenizer import Tokenizer
 from vhs.synth_models.training_questions import training_questions
-
-ALIGN_WEIGHT = 1.0  # LLaVA's stage-1 idea: projected patches learn to resemble their objects' words
 
 
 @dataclass
@@ -50,8 +50,6 @@ class SynthLlava(Checkpointable):
         self.tokenizer = Tokenizer()
         self.image_encoder = ImageEncoder(config.width)
         self.projector = nn.Sequential(nn.Linear(config.width, config.lm_width), nn.GELU(), nn.Linear(config.lm_width, config.lm_width))
-        self.image_number = nn.Embedding(config.context // config.tokens_per_image + 1, config.lm_width)
-        nn.init.normal_(self.image_number.weight, std=0.02)  # as the LM's own embeddings: N(0, 1) would drown what a patch shows
         self.lm = TinyLM(LMConfig(config.vocab, config.lm_width, config.layers, config.heads, config.context))
 
     def prompt_ids(self, question: str) -> list[int]:
@@ -60,15 +58,25 @@ class SynthLlava(Checkpointable):
 
     def tokens_needed(self, images: int, question: str) -> int:
         """Sequence length for a haystack of `images` images and this question."""
-        return images * self.config.tokens_per_image + len(self.prompt_ids(question))
+        framing = len(self.tokenizer.encode("image 1 : .")) * images + len(self.tokenizer.encode("question :"))
+        return images * self.config.tokens_per_image + framing + len(self.prompt_ids(question))
+
+    def _words(self, text: str) -> torch.Tensor:
+        return self.lm.words(torch.tensor(self.tokenizer.encode(text)))
 
     def embed(self, features: list[torch.Tensor], prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per sample: (n_images, 64, width) features and prompt ids -> right-padded embeddings and lengths."""
+        """Per sample: (n_images, 64, width) features and prompt ids -> right-padded embeddings and lengths.
+
+        Each image's projected patches are framed as the reader's captions are, "image N : ... .",
+        then "question :" and the question.
+        """
         rows = []
         for images, prompt in zip(features, prompts, strict=True):
-            numbers = self.image_number(torch.arange(len(images))).unsqueeze(1)
-            visual = (self.projector(images) + numbers).reshape(-1, self.config.lm_width)
-            rows.append(torch.cat([visual, self.lm.words(torch.tensor(prompt))]))
+            parts = []
+            for number, patches in enumerate(self.projector(images), start=1):
+                parts += [self._words(f"image {number} :"), patches, self._words(".")]
+            parts += [self._words("question :"), self.lm.words(torch.tensor(prompt))]
+            rows.append(torch.cat(parts))
         lengths = torch.tensor([len(r) for r in rows])
         if lengths.max() > self.config.context:
             raise ValueError(f"sequence of {int(lengths.max())} tokens exceeds the {self.config.context}-token context")
@@ -86,30 +94,46 @@ class SynthLlava(Checkpointable):
         return yes_or_no(logits, self.tokenizer.yes, self.tokenizer.no)
 
 
-def train_llava(clip: Clip, catalog: Catalog, steps: int, seed: int, batch: int = 32, lr: float = 3e-3) -> tuple[SynthLlava, dict[str, list[float]]]:
-    """Train projector + LM on VHs questions of 1-3 images from the training split (encoder frozen).
+def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int, batch: int = 32, lr: float = 1e-3) -> tuple[SynthLlava, dict[str, list[float]]]:
+    """LLaVA's two stages on a pretrained reader (synth-caption's LM and encoder, as LLaVA starts from Vicuna and CLIP).
 
-    Beside the answer loss, an alignment loss makes each projected patch score high against the word
-    embedding of every category whose box covers it (the curve records the sum).
+    1. align (half the steps, LM frozen): the projector learns to turn each patch into the word
+       embedding of the object covering it, or of "nothing";
+    2. answer (the other half): projector and LM on VHs questions of 1-3 images from the training
+       split, the alignment loss kept beside the answer loss.
     """
     torch.manual_seed(seed)
-    model = SynthLlava(LlavaConfig(width=clip.config.width))
-    model.image_encoder.load_state_dict(clip.image_encoder.state_dict())
+    model = SynthLlava(LlavaConfig(width=reader.config.width, lm_width=reader.config.lm_width, layers=reader.config.layers, heads=reader.config.heads))
+    model.image_encoder.load_state_dict(reader.captioner.image_encoder.state_dict())
     model.image_encoder.requires_grad_(False)
+    model.lm.load_state_dict(reader.lm.state_dict())
     features = patch_features(model.image_encoder, load_pixels(catalog))
-    dense = patch_labels(catalog)
-    category_tokens = torch.tensor([model.tokenizer.ids[name] for name in catalog.category_names])
-    questions = training_questions(catalog, (1, 1, 2, 3), steps * batch // 6 + 2, seed)
+    words = patch_words(patch_labels(catalog), [model.tokenizer.ids[name] for name in catalog.category_names], model.tokenizer.ids["nothing"])
+    questions = training_questions(catalog, (1, 1, 2, 3), steps * batch // 8 + 2, seed)
+    generator = torch.Generator().manual_seed(seed)
     model.train()
 
-    def loss_at(step: int) -> torch.Tensor:
+    def alignment(rows: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(model.projector(features[rows]), model.lm.words(words[rows]).detach())
+
+    def align_at(step: int) -> torch.Tensor:
+        return alignment(torch.randint(len(features), (256,), generator=generator))
+
+    def answer_at(step: int) -> torch.Tensor:
         chosen = [questions[(step * batch + i) % len(questions)] for i in range(batch)]
         rows = [torch.from_numpy(catalog.rows_of(q["image_ids"])) for q in chosen]
         logits = model.answer_logits([features[r] for r in rows], [model.prompt_ids(q["question"]) for q in chosen])
         target = torch.tensor([model.tokenizer.yes if q["answer"] == "yes" else model.tokenizer.no for q in chosen])
-        seen = torch.cat(rows)
-        alignment = model.projector(features[seen]) @ model.lm.words(category_tokens).T
-        return F.cross_entropy(logits, target) + ALIGN_WEIGHT * F.binary_cross_entropy_with_logits(alignment, dense[seen])
+        return F.cross_entropy(logits, target) + alignment(torch.cat(rows))
 
-    curve = fit([p for p in model.parameters() if p.requires_grad], steps, lr, "train synth-llava", loss_at)
-    return model.eval(), {"train": curve}
+    first = steps // 2
+    curves = {"align": fit(model.projector.parameters(), first, 3e-3, "train synth-llava: align", align_at)}
+    trainable = [*model.projector.parameters(), *model.lm.parameters()]
+    curves["answer"] = fit(trainable, steps - first, lr, "train synth-llava: answer", answer_at)
+    return model.eval(), curves
+
+
+def patch_words(labels: torch.Tensor, category_words: list[int], nothing: int) -> torch.Tensor:
+    """(N, patches, C) patch labels -> (N, patches) word ids: the patch's object (the first, if several) or "nothing"."""
+    ids = torch.tensor(category_words)[labels.argmax(-1)]
+    return torch.where(labels.sum(-1) > 0, ids, torch.tensor(nothing))

@@ -3,6 +3,11 @@
 It reads a sequence of embeddings (word embeddings, or projected image patches followed by words)
 and predicts the next word at every position; the synth models read its prediction at the last
 real position, where the answer ("yes"/"no") comes next.
+
+It has no position embeddings (a "NoPE" causal transformer: order comes from the causal mask).
+Measured on a toy membership task (is the last word among 64 earlier tokens?), 500 steps: 97%
+without position embeddings against 67% with learned ones, whose noise drowns the content match
+that every VHs answer needs. `context` is the window the model is trained and served within.
 """
 
 from dataclasses import dataclass
@@ -66,7 +71,6 @@ class TinyLM(nn.Module):
         super().__init__()
         self.config = config
         self.words = nn.Embedding(config.vocab, config.width)
-        self.position = nn.Parameter(torch.zeros(1, config.context, config.width))
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
         self.norm = nn.LayerNorm(config.width)
         for module in self.modules():  # nanoGPT's initialisation: small weights, tied embeddings included
@@ -74,11 +78,10 @@ class TinyLM(nn.Module):
                 nn.init.normal_(module.weight, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
-        nn.init.normal_(self.position, std=0.02)
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         """(B, T, width) -> (B, T, vocab) logits; T must not exceed the context."""
-        x = embeddings + self.position[:, : embeddings.shape[1]]
+        x = embeddings
         for block in self.blocks:
             x = block(x)
         return self.norm(x) @ self.words.weight.T

@@ -1,6 +1,6 @@
 """`vhs train NAME`: train one synth model, finding the model it builds on beside its output directory.
 
-synth-clip (encoder pair) <- synth-captioner <- synth-caption;  synth-clip <- synth-llava.
+synth-clip (encoder pair) <- synth-captioner <- synth-caption <- synth-llava (its encoder and LM).
 clip-retrieve needs no training of its own: it pairs synth-clip with synth-llava.
 """
 
@@ -9,21 +9,24 @@ from pathlib import Path
 
 from vhs.data.catalog import Catalog
 from vhs.errors import VhsError
-from vhs.synth_models.caption_lm import train_caption_lm
+from vhs.synth_models.caption_lm import SynthCaptionLM, train_caption_lm
 from vhs.synth_models.captioner import Captioner, train_captioner
 from vhs.synth_models.clip import Clip, train_clip
 from vhs.synth_models.data import SYNTH_TRAIN, training_catalog
 from vhs.synth_models.llava import train_llava
 
-DEFAULT_STEPS = {"synth-clip": 1000, "synth-captioner": 300, "synth-llava": 400, "synth-caption": 400}
-BUILDS_ON = {"synth-captioner": "synth-clip", "synth-llava": "synth-clip", "synth-caption": "synth-captioner"}
+DEFAULT_STEPS = {"synth-clip": 1000, "synth-captioner": 300, "synth-llava": 1000, "synth-caption": 1200}
+BUILDS_ON = {"synth-captioner": "synth-clip", "synth-caption": "synth-captioner", "synth-llava": "synth-caption"}
 MODELS = tuple(DEFAULT_STEPS)
 
 
-def _base(name: str, out: Path) -> Clip | Captioner:
+LOADERS = {"synth-clip": Clip, "synth-captioner": Captioner, "synth-caption": SynthCaptionLM}
+
+
+def _base(name: str, out: Path) -> Clip | Captioner | SynthCaptionLM:
     needed = BUILDS_ON[name]
     path = out.parent / needed
-    loader = Clip if needed == "synth-clip" else Captioner
+    loader = LOADERS[needed]
     if not (path / "config.json").exists():
         raise VhsError(f"{name} builds on {needed}, not found at {path} (run `vhs train {needed} --out {path}` first)")
     return loader.from_pretrained(path)

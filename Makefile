@@ -2,12 +2,14 @@
 # make reproduce  create .venv if missing, run every notebook for PROFILE, then build the book
 # make book       build _build/html from the executed notebooks
 # make models     train the synth profile's models that are missing (runs/)
+# make publish    push the built book (_build/html) to the gh-pages branch of REMOTE (default origin)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 PROFILE ?= synth
 PARAMS ?=
+REMOTE ?= origin
 NOTEBOOKS := $(sort $(wildcard notebooks/*.py))
 EXECUTED := $(patsubst notebooks/%.py,book/notebooks/%.ipynb,$(NOTEBOOKS))
 SOURCES := $(shell find vhs -name '*.py')
@@ -15,7 +17,7 @@ RUN_CONFIG := build/run-config
 RUNS := runs
 SYNTH_MODELS := synth-clip synth-captioner synth-caption synth-llava
 
-.PHONY: setup test reproduce book clean models FORCE
+.PHONY: setup test reproduce book publish clean models FORCE
 .SECONDARY:
 
 # torch first: `torch==2.13.0` takes the local CPU wheel on a CPU box and the CUDA build on a GPU box;
@@ -64,6 +66,11 @@ reproduce: setup $(EXECUTED)
 book: setup
 	$(BIN)/jupyter-book build --quiet .
 	@echo "book: $(CURDIR)/_build/html/index.html"
+
+# ghp-import commits _build/html as the gh-pages branch (with .nojekyll, so _static/ is served) and pushes it.
+publish:
+	@test -f _build/html/index.html || { echo "publish: no _build/html/index.html; run make reproduce (or make book) first" >&2; exit 2; }
+	$(BIN)/ghp-import --no-jekyll --force --push --remote $(REMOTE) --branch gh-pages --message "Publish the book" _build/html
 
 clean:
 	rm -rf _build build book/notebooks

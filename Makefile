@@ -10,6 +10,7 @@ TORCH ?= torch==2.13.0
 PROFILE ?= synth
 PARAMS ?=
 REMOTE ?= origin
+BOOKFLAGS ?=
 NOTEBOOKS := $(sort $(wildcard notebooks/*.py))
 EXECUTED := $(patsubst notebooks/%.py,book/notebooks/%.ipynb,$(NOTEBOOKS))
 SOURCES := $(shell find vhs -name '*.py')
@@ -64,7 +65,7 @@ reproduce: setup $(EXECUTED)
 	$(MAKE) book
 
 book: setup
-	$(BIN)/jupyter-book build --quiet .
+	$(BIN)/jupyter-book build --quiet $(BOOKFLAGS) .
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 # ghp-import commits _build/html as the gh-pages branch (with .nojekyll, so _static/ is served) and pushes it.

@@ -65,13 +65,15 @@ class SynthCaptionLM(Checkpointable):
         """ "Yes" or "No" per prompt."""
         return yes_or_no(self.answer_logits(prompts), self.tokenizer.yes, self.tokenizer.no)
 
+
 def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: int, batch: int = 128, lr: float = 3e-3) -> tuple[SynthCaptionLM, dict[str, list[float]]]:
     """Train the LM in two phases (the curve keeps each):
 
     1. reading (3/4 of the steps): single-image questions over the true captions, the text-only
        "pretraining" every later model starts from. The LM sits on a plateau at chance for ~600
        steps of 128 before it finds the word that matches the question's target (measured);
-    2. haystacks (1/4): questions over 1-8 images, read from the captioner's own captions.
+    2. haystacks (1/4, batches of a quarter the size): questions over 1-8 images, read from the
+       captioner's own captions, at a third of the learning rate.
     """
     torch.manual_seed(seed)
     config = CaptionLMConfig(width=captioner.config.width, categories=list(captioner.config.categories), threshold=captioner.config.threshold)

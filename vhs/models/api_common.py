@@ -29,6 +29,7 @@ from vhs.models.base import (
     Reply,
     Request,
     TransientError,
+    open_rgb,
 )
 from vhs.paths import data_root
 
@@ -87,11 +88,7 @@ class JpegEncoder:
         return encoded
 
     def _jpeg(self, path: Path) -> bytes:
-        try:
-            with Image.open(path) as original:
-                picture = original.convert("RGB")
-        except (OSError, SyntaxError) as exc:
-            raise BackendError(f"corrupt image {path}: {exc}") from None
+        picture = open_rgb(path)
         picture.thumbnail((self.max_side, self.max_side), Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
         picture.save(buffer, "JPEG", quality=JPEG_QUALITY)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from PIL import Image
+
 _SECRET_HINTS = ("key", "token", "secret", "password")
 
 
@@ -134,3 +136,12 @@ class AuthError(BackendError):
 
 class MissingKeyError(BackendError):
     """No API key is configured: the model is reported "not run"."""
+
+
+def open_rgb(path: Path) -> Image.Image:
+    """An image file decoded as RGB; a corrupt file is a BackendError naming it."""
+    try:
+        with Image.open(path) as opened:
+            return opened.convert("RGB")
+    except (OSError, SyntaxError) as exc:
+        raise BackendError(f"corrupt image {path}: {exc}") from None

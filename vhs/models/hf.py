@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from vhs.models.base import BackendError, BatchedBackend, ImageRef, Limits, Reply, Request
+from vhs.models.base import BackendError, BatchedBackend, Limits, Reply, Request, open_rgb
 
 DEFAULT_MODEL = "llava-hf/llava-1.5-7b-hf"
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -41,15 +41,6 @@ def context_window(config: Any) -> int | None:
     """The text model's maximum positions, from a (multimodal or text) transformers config."""
     text = getattr(config, "text_config", None) or config
     return getattr(text, "max_position_embeddings", None)
-
-
-def open_rgb(image: ImageRef) -> Image.Image:
-    """The image as RGB; a corrupt file is a BackendError naming it."""
-    try:
-        with Image.open(image.path) as opened:
-            return opened.convert("RGB")
-    except (OSError, SyntaxError) as exc:
-        raise BackendError(f"corrupt image {image.path}: {exc}") from None
 
 
 class HFBackend(BatchedBackend):
@@ -113,7 +104,7 @@ class HFBackend(BatchedBackend):
         """One padded `generate` call for the batch (the runner has already set over-context haystacks aside)."""
         texts = [self.chat(r.prompt, len(r.images)) for r in requests]
         if self.vision:
-            images = [open_rgb(i) for r in requests for i in r.images]
+            images = [open_rgb(i.path) for r in requests for i in r.images]
             inputs = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True)
         else:
             inputs = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from vhs.models.base import BackendError, ImageRef
+from vhs.models.base import ImageRef, open_rgb
 
 
 def weights_digest(path: Path) -> str:
@@ -19,13 +18,7 @@ def weights_digest(path: Path) -> str:
 
 def read_pixels(images: Sequence[ImageRef]) -> torch.Tensor:
     """uint8 (N, 3, H, W) for the given images; a corrupt file is a BackendError naming it."""
-    arrays = []
-    for image in images:
-        try:
-            with Image.open(image.path) as opened:
-                arrays.append(np.asarray(opened.convert("RGB")))
-        except (OSError, SyntaxError) as exc:
-            raise BackendError(f"corrupt image {image.path}: {exc}") from None
+    arrays = [np.asarray(open_rgb(image.path)) for image in images]
     return torch.from_numpy(np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2)))
 
 

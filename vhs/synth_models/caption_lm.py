@@ -94,7 +94,7 @@ def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: i
         def loss_at(step: int) -> torch.Tensor:
             chosen = [questions[(step * batch + i) % len(questions)] for i in range(batch)]
             prompts = [model.prompt_ids([captions[r] for r in catalog.rows_of(q["image_ids"])], q["question"]) for q in chosen]
-            target = torch.tensor([model.tokenizer.yes if q["answer"] == "yes" else model.tokenizer.no for q in chosen])
+            target = torch.tensor(model.tokenizer.answers(chosen))
             return F.cross_entropy(model.answer_logits(prompts), target)
 
         return loss_at

@@ -123,7 +123,7 @@ def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int,
         chosen = [questions[(step * batch + i) % len(questions)] for i in range(batch)]
         rows = [torch.from_numpy(catalog.rows_of(q["image_ids"])) for q in chosen]
         logits = model.answer_logits([features[r] for r in rows], [model.prompt_ids(q["question"]) for q in chosen])
-        target = torch.tensor([model.tokenizer.yes if q["answer"] == "yes" else model.tokenizer.no for q in chosen])
+        target = torch.tensor(model.tokenizer.answers(chosen))
         return F.cross_entropy(logits, target) + alignment(torch.cat(rows))
 
     first = steps // 2

@@ -56,6 +56,10 @@ class Tokenizer:
         ids = self.encode(question)
         return ids[:-1] if ids and ids[-1] == self.ids["?"] else ids
 
+    def answers(self, questions: list[dict]) -> list[int]:
+        """The id of each question's answer word ("yes" or "no"): the training target."""
+        return [self.yes if q["answer"] == "yes" else self.no for q in questions]
+
     def decode(self, ids: list[int]) -> str:
         """The words of a list of ids, space-separated."""
         return " ".join(self.words[i] for i in ids)

@@ -1,7 +1,7 @@
 # make test       create .venv if missing, then run the tests
 # make reproduce  create .venv if missing, run every notebook for PROFILE, then build the book
 # make book       build _build/html from the executed notebooks
-# make models     train the synth profile's models that are missing (runs/)
+# make models     train the synth profile's models that are missing (runs/): synth-*, mirage, mirage-query
 # make publish    push the built book (_build/html) to the gh-pages branch of REMOTE (default origin)
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,12 +11,16 @@ PROFILE ?= synth
 PARAMS ?=
 REMOTE ?= origin
 BOOKFLAGS ?=
+TRAINFLAGS ?=
 NOTEBOOKS := $(sort $(wildcard notebooks/*.py))
 EXECUTED := $(patsubst notebooks/%.py,book/notebooks/%.ipynb,$(NOTEBOOKS))
 SOURCES := $(shell find vhs -name '*.py')
 RUN_CONFIG := build/run-config
 RUNS := runs
-SYNTH_MODELS := synth-clip synth-captioner synth-caption synth-llava
+SYNTH_MODELS := synth-clip synth-captioner synth-caption synth-llava mirage mirage-query
+CHECKPOINTS := $(foreach m,$(SYNTH_MODELS),$(RUNS)/$(m)/config.json)
+# The synth book reads the models trained here; the coco profile loads downloaded weights instead.
+MODEL_DEPS := $(if $(filter synth,$(PROFILE)),$(CHECKPOINTS))
 
 .PHONY: setup test reproduce book publish clean models FORCE
 .SECONDARY:
@@ -43,7 +47,7 @@ build/notebooks/%.ipynb: notebooks/%.py | setup
 	@mkdir -p $(dir $@)
 	$(BIN)/jupytext --quiet --to ipynb --output $@ $<
 
-book/notebooks/%.ipynb: build/notebooks/%.ipynb $(SOURCES) $(RUN_CONFIG) | setup
+book/notebooks/%.ipynb: build/notebooks/%.ipynb $(SOURCES) $(RUN_CONFIG) $(MODEL_DEPS) | setup
 	@mkdir -p $(dir $@)
 	$(BIN)/papermill --kernel python3 --cwd . $< $(@:.ipynb=.running.ipynb) -p profile $(PROFILE) $(PARAMS)
 	mv $(@:.ipynb=.running.ipynb) $@
@@ -51,14 +55,13 @@ book/notebooks/%.ipynb: build/notebooks/%.ipynb $(SOURCES) $(RUN_CONFIG) | setup
 # The synth profile's models: each trained once (minutes on a CPU), then reused; a model is retrained
 # only when its checkpoint is missing or the model it builds on was retrained.
 $(RUNS)/synth-clip/config.json: | setup
-	$(BIN)/vhs train synth-clip --out $(RUNS)/synth-clip
+	$(BIN)/vhs train synth-clip --out $(RUNS)/synth-clip $(TRAINFLAGS)
 $(RUNS)/synth-captioner/config.json: $(RUNS)/synth-clip/config.json
 $(RUNS)/synth-caption/config.json: $(RUNS)/synth-captioner/config.json
-$(RUNS)/synth-llava/config.json: $(RUNS)/synth-caption/config.json
-$(RUNS)/synth-captioner/config.json $(RUNS)/synth-caption/config.json $(RUNS)/synth-llava/config.json:
-	$(BIN)/vhs train $(notdir $(@D)) --out $(@D)
+$(RUNS)/synth-llava/config.json $(RUNS)/mirage/config.json $(RUNS)/mirage-query/config.json: $(RUNS)/synth-caption/config.json
+$(filter-out $(RUNS)/synth-clip/config.json,$(CHECKPOINTS)):
+	$(BIN)/vhs train $(notdir $(@D)) --out $(@D) $(TRAINFLAGS)
 
-CHECKPOINTS := $(foreach m,$(SYNTH_MODELS),$(RUNS)/$(m)/config.json)
 models: $(CHECKPOINTS)
 
 reproduce: setup $(EXECUTED)

@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(run=_cmd_eval)
 
     train = sub.add_parser("train", help="train a synth model on the CPU")
-    train.add_argument("name", help="synth-clip, synth-captioner, synth-llava or synth-caption")
+    train.add_argument("name", help="synth-clip, synth-captioner, synth-caption, synth-llava, mirage or mirage-query")
     train.add_argument("--profile", choices=PROFILES, default="synth")
     train.add_argument("--out", required=True, help="checkpoint directory (config.json, model.safetensors, curve.json)")
     train.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the model's)")

@@ -97,3 +97,52 @@ def accuracy_vs_size(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -
         ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     return fig
+
+
+def training_curves(curves: dict[str, list[float]], title: str, smooth: int = 20) -> Figure:
+    """Each loss curve of a checkpoint's `curve.json` (moving average over `smooth` steps), one panel per curve."""
+    shown = {name: values for name, values in curves.items() if values and not name.endswith("_step")}
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 2.8), squeeze=False)
+    for ax, (name, values) in zip(axes[0], shown.items()):
+        series = pd.Series(values)
+        steps = curves.get(f"{name.split('@')[0]}_step", list(range(len(values))))
+        ax.plot(steps, series.rolling(min(smooth, len(series)), min_periods=1).mean() if len(series) > 50 else series)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def recall_vs_size(recall: pd.DataFrame) -> Figure:
+    """Needle recall@k against haystack size, one line per retriever, one panel per k."""
+    ks = sorted(recall["k"].unique())
+    fig, axes = plt.subplots(1, len(ks), figsize=(5 * len(ks), 3.6), squeeze=False, sharey=True)
+    for ax, k in zip(axes[0], ks):
+        sns.lineplot(data=recall[recall["k"] == k], x="size", y="recall", hue="retriever", marker="o", ax=ax)
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"needle recall@{k}")
+        ax.set_xlabel("haystack size (images)")
+    fig.tight_layout()
+    return fig
+
+
+def mirage_diagram() -> Figure:
+    """MIRAGE's data flow as boxes and arrows, with the synth sizes."""
+    fig, ax = plt.subplots(figsize=(11, 2.6))
+    ax.axis("off")
+    boxes = [
+        ("N images", 0.0), ("frozen encoder\n64 patches", 1.6), ("Q-Former\nK=8 queries", 3.2), ("projector\nK tokens / image", 4.8),
+        ("retriever\n1 logit / image", 6.4), ("keep: top-k, or\nthe best if none >= 0.5", 8.0), ("tiny LM\nkept tokens + question", 9.6),
+    ]
+    for text, x in boxes:
+        ax.add_patch(Rectangle((x, 0.3), 1.3, 0.6, facecolor="#dce6f2", edgecolor="#4c72b0"))
+        ax.text(x + 0.65, 0.6, text, ha="center", va="center", fontsize=8)
+    for (_, x), (_, nxt) in zip(boxes, boxes[1:]):
+        ax.annotate("", xy=(nxt, 0.6), xytext=(x + 1.3, 0.6), arrowprops={"arrowstyle": "->"})
+    ax.text(3.85, 0.12, "query mode: the queries also read the question", ha="center", fontsize=7, style="italic")
+    ax.text(7.05, 1.02, "question", ha="center", fontsize=7, style="italic")
+    ax.set_xlim(-0.1, 11.0)
+    ax.set_ylim(0, 1.15)
+    return fig

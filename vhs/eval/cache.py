@@ -20,7 +20,8 @@ from vhs.models.base import Reply
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY, backend TEXT NOT NULL, model TEXT NOT NULL, text TEXT NOT NULL,
-    input_tokens INTEGER, output_tokens INTEGER, images_sent INTEGER, latency REAL, created REAL
+    input_tokens INTEGER, output_tokens INTEGER, images_sent INTEGER, latency REAL, created REAL,
+    kept TEXT
 );
 CREATE TABLE IF NOT EXISTS image_hashes (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL
@@ -46,23 +47,31 @@ class ResponseCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash in WAL mode
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
+        if "kept" not in columns:  # a cache written before retrieving backends existed
+            self._db.execute("ALTER TABLE responses ADD COLUMN kept TEXT")
 
     def get(self, key: str) -> tuple[Reply, float] | None:
         """The cached reply and its original latency, or None."""
         with self._lock:
             row = self._db.execute(
-                "SELECT text, input_tokens, output_tokens, images_sent, latency FROM responses WHERE key = ?", (key,)
+                "SELECT text, input_tokens, output_tokens, images_sent, latency, kept FROM responses WHERE key = ?", (key,)
             ).fetchone()
         if row is None:
             return None
-        return Reply(text=row[0], input_tokens=row[1], output_tokens=row[2], images_sent=row[3] or 0), row[4]
+        kept = tuple(json.loads(row[5])) if row[5] is not None else None
+        return Reply(text=row[0], input_tokens=row[1], output_tokens=row[2], images_sent=row[3] or 0, kept=kept), row[4]
 
     def put(self, key: str, identity: dict[str, Any], reply: Reply, latency: float) -> None:
         """Store one reply, committed at once."""
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, identity["backend"], identity["model"], reply.text, reply.input_tokens, reply.output_tokens, reply.images_sent, latency, time.time()),
+                "INSERT OR REPLACE INTO responses (key, backend, model, text, input_tokens, output_tokens, images_sent, latency, created, kept)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key, identity["backend"], identity["model"], reply.text, reply.input_tokens, reply.output_tokens, reply.images_sent,
+                    latency, time.time(), None if reply.kept is None else json.dumps(list(reply.kept)),
+                ),
             )
 
     def count(self) -> int:

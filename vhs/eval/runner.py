@@ -32,6 +32,7 @@ STATUSES = ("ok", "unparsed", "not_answerable:context", "not_answerable:payload"
 RESULT_COLUMNS = (
     "qid", "mode", "quantifier", "size", "num_needles", "position", "model", "answer", "raw", "parsed",
     "correct", "correct_lenient", "status", "latency", "input_tokens", "output_tokens", "images_sent", "cached",
+    "kept_ids", "needle_recall", "needle_precision",
 )
 
 
@@ -142,6 +143,20 @@ def _row(question: dict, label: str, status: str, reply: Reply | None = None, la
         "output_tokens": reply.output_tokens if reply else None,
         "images_sent": reply.images_sent if reply else 0,
         "cached": cached,
+        **_retrieval(question, reply),
+    }
+
+
+def _retrieval(question: dict, reply: Reply | None) -> dict:
+    """The kept image ids and the needles' recall and precision among them, for a retrieving backend."""
+    if reply is None or reply.kept is None:
+        return {"kept_ids": None, "needle_recall": None, "needle_precision": None}
+    kept = [question["image_ids"][i] for i in reply.kept]
+    found = len(set(kept) & set(question["needle_ids"]))
+    return {
+        "kept_ids": " ".join(map(str, kept)),
+        "needle_recall": found / len(question["needle_ids"]),
+        "needle_precision": found / len(kept) if kept else 0.0,
     }
 
 
@@ -149,7 +164,8 @@ def _as_table(rows: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
     for column in ("input_tokens", "output_tokens"):
         table[column] = table[column].astype("Int64")
-    table["latency"] = table["latency"].astype("float64")
+    for column in ("latency", "needle_recall", "needle_precision"):
+        table[column] = table[column].astype("float64")
     return table
 
 

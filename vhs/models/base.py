@@ -42,6 +42,7 @@ class Reply:
     input_tokens: int | None = None
     output_tokens: int | None = None
     images_sent: int = 0
+    kept: tuple[int, ...] | None = None  # haystack positions a retrieving backend kept (None: it keeps all)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from vhs.data.questions import parse_question, with_article
-from vhs.models.base import Backend, Reply, Request
+from vhs.mirage.retriever import TOP_K
+from vhs.models.base import Backend, ImageRef, Reply, Request
 from vhs.models.synth_llava import SynthLlavaBackend
 from vhs.synth_models.clip import Clip, pad
 from vhs.synth_models.data import to_float
@@ -17,19 +18,13 @@ from vhs.synth_models.inference import PerImage, weights_digest
 from vhs.synth_models.tokenizer import Tokenizer
 
 DEFAULT_DIR = "runs/synth-clip"
-TOP_K = {"single": 1, "all": 3, "any": 3}
 
 
-class ClipRetrieveBackend(Backend):
-    """Retriever + reader; scales to any haystack size (one embedding per distinct image)."""
+class ClipRanker:
+    """The CLIP-style retriever: scores a haystack's images by similarity to any text (one embedding per distinct image)."""
 
-    name = "clip-retrieve"
-
-    def __init__(self, model_id: str = "", reader: str = "") -> None:
-        path = Path(model_id or DEFAULT_DIR)
+    def __init__(self, path: Path) -> None:
         self.clip = Clip.from_pretrained(path)
-        self.reader = SynthLlavaBackend(reader)
-        super().__init__(str(path), weights=weights_digest(path), reader=self.reader.identity())
         self.tokenizer = Tokenizer()
         self.embeddings = PerImage(lambda pixels: list(self._embed(pixels)))
 
@@ -38,16 +33,31 @@ class ClipRetrieveBackend(Backend):
         return torch.cat([self.clip.encode_image(to_float(pixels[s : s + 512])) for s in range(0, len(pixels), 512)])
 
     @torch.no_grad()
+    def scores(self, images: tuple[ImageRef, ...], text: str) -> torch.Tensor:
+        """(N,) cosine similarity of each image to `text` (a question, or an object's name)."""
+        query = self.clip.encode_text(pad([self.tokenizer.encode(text)]))[0]
+        return torch.stack(self.embeddings.of(images)) @ query
+
+
+class ClipRetrieveBackend(Backend):
+    """Retriever + reader; scales to any haystack size."""
+
+    name = "clip-retrieve"
+
+    def __init__(self, model_id: str = "", reader: str = "") -> None:
+        path = Path(model_id or DEFAULT_DIR)
+        self.ranker = ClipRanker(path)
+        self.reader = SynthLlavaBackend(reader)
+        super().__init__(str(path), weights=weights_digest(path), reader=self.reader.identity())
+
     def rank(self, request: Request) -> list[int]:
         """Haystack positions, most anchor-like first."""
         _, anchor, _ = parse_question(request.question["question"])
-        text = self.clip.encode_text(pad([self.tokenizer.encode(with_article(anchor))]))[0]
-        scores = torch.stack(self.embeddings.of(request.images)) @ text
-        return scores.argsort(descending=True).tolist()
+        return self.ranker.scores(request.images, with_article(anchor)).argsort(descending=True).tolist()
 
     def generate(self, request: Request) -> Reply:
         """Keep the top-k images in haystack order and let the reader answer on them."""
         kind, _, _ = parse_question(request.question["question"])
         kept = sorted(self.rank(request)[: TOP_K[kind]])
         reply = self.reader.generate(Request(request.prompt, request.question, tuple(request.images[i] for i in kept)))
-        return Reply(text=reply.text, input_tokens=reply.input_tokens, output_tokens=1, images_sent=len(kept))
+        return Reply(text=reply.text, input_tokens=reply.input_tokens, output_tokens=1, images_sent=len(kept), kept=tuple(kept))

@@ -27,6 +27,7 @@ BACKENDS: dict[str, str] = {
     "synth-llava": "vhs.models.synth_llava:SynthLlavaBackend",
     "synth-caption": "vhs.models.synth_caption:SynthCaptionBackend",
     "clip-retrieve": "vhs.models.clip_retrieve:ClipRetrieveBackend",
+    "mirage": "vhs.models.mirage:MirageBackend",
 }
 
 
@@ -65,3 +66,14 @@ def load_backend(spec: str) -> Backend:
         raise
     except (TypeError, ValueError, BackendError) as exc:
         raise VhsError(f"bad options for model {name!r}: {exc}") from None
+
+
+def trained_here(name: str, runs: str = "runs") -> str:
+    """The backend spec of a synth model trained by `vhs train` into `runs/NAME`: `synth-llava`,
+    `synth-caption`, `mirage`, `mirage-query` (a `mirage` checkpoint), or `clip-retrieve` (synth-clip
+    ranking, synth-llava answering)."""
+    if name == "clip-retrieve":
+        return f"clip-retrieve:{runs}/synth-clip?reader={runs}/synth-llava"
+    if name in ("synth-llava", "synth-caption", "mirage", "mirage-query"):
+        return f"{name.removesuffix('-query')}:{runs}/{name}"
+    raise VhsError(f"{name!r} is not a model trained here; use synth-llava, synth-caption, clip-retrieve, mirage or mirage-query")

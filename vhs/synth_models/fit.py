@@ -10,7 +10,8 @@ from tqdm import tqdm
 def fit(parameters: Iterable[nn.Parameter], steps: int, lr: float, desc: str, loss_at: Callable[[int], torch.Tensor], weight_decay: float = 0.01) -> list[float]:
     """Minimise `loss_at(step)` for `steps` steps; return the loss of every step."""
     optimiser = torch.optim.AdamW(list(parameters), lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps, pct_start=0.1)
+    warmup = 0.1 if steps != 10 else 0.2  # OneCycleLR divides by zero when the warm-up is exactly 1 step
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps, pct_start=warmup)
     curve = []
     for step in (bar := tqdm(range(steps), desc=desc, unit="step")):
         loss = loss_at(step)

@@ -58,29 +58,11 @@ class SynthLlava(Checkpointable):
 
     def tokens_needed(self, images: int, question: str) -> int:
         """Sequence length for a haystack of `images` images and this question."""
-        framing = len(self.tokenizer.encode("image 1 : .")) * images + len(self.tokenizer.encode("question :"))
-        return images * self.config.tokens_per_image + framing + len(self.prompt_ids(question))
-
-    def _words(self, text: str) -> torch.Tensor:
-        return self.lm.words(torch.tensor(self.tokenizer.encode(text)))
+        return frame_length(self.tokenizer, images, self.config.tokens_per_image, len(self.prompt_ids(question)))
 
     def embed(self, features: list[torch.Tensor], prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per sample: (n_images, 64, width) features and prompt ids -> right-padded embeddings and lengths.
-
-        Each image's projected patches are framed as the reader's captions are, "image N : ... .",
-        then "question :" and the question.
-        """
-        rows = []
-        for images, prompt in zip(features, prompts, strict=True):
-            parts = []
-            for number, patches in enumerate(self.projector(images), start=1):
-                parts += [self._words(f"image {number} :"), patches, self._words(".")]
-            parts += [self._words("question :"), self.lm.words(torch.tensor(prompt))]
-            rows.append(torch.cat(parts))
-        lengths = torch.tensor([len(r) for r in rows])
-        if lengths.max() > self.config.context:
-            raise ValueError(f"sequence of {int(lengths.max())} tokens exceeds the {self.config.context}-token context")
-        return nn.utils.rnn.pad_sequence(rows, batch_first=True), lengths
+        """Per sample: (n_images, 64, width) features and prompt ids -> right-padded embeddings and lengths."""
+        return frame(self.lm, self.tokenizer, [self.projector(images) for images in features], prompts)
 
     def answer_logits(self, features: list[torch.Tensor], prompts: list[list[int]]) -> torch.Tensor:
         """Next-word logits at the answer position, (B, vocab)."""
@@ -131,6 +113,35 @@ def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int,
     trainable = [*model.projector.parameters(), *model.lm.parameters()]
     curves["answer"] = fit(trainable, steps - first, lr, "train synth-llava: answer", answer_at)
     return model.eval(), curves
+
+
+def frame(lm: TinyLM, tokenizer: Tokenizer, images: list[torch.Tensor], prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The LM's input for visual tokens: per sample, each image's (tokens, lm_width) block framed as the
+    reader's captions are ("image N : <tokens> ."), then "question :" and the prompt ids.
+
+    Returns the right-padded embeddings (B, T, lm_width) and each row's length; a row longer than the
+    LM's context is a ValueError.
+    """
+    def words(text: str) -> torch.Tensor:
+        return lm.words(torch.tensor(tokenizer.encode(text)))
+
+    rows = []
+    for tokens, prompt in zip(images, prompts, strict=True):
+        parts = []
+        for number, block in enumerate(tokens, start=1):
+            parts += [words(f"image {number} :"), block, words(".")]
+        parts += [words("question :"), lm.words(torch.tensor(prompt))]
+        rows.append(torch.cat(parts))
+    lengths = torch.tensor([len(r) for r in rows])
+    if lengths.max() > lm.config.context:
+        raise ValueError(f"sequence of {int(lengths.max())} tokens exceeds the {lm.config.context}-token context")
+    return nn.utils.rnn.pad_sequence(rows, batch_first=True), lengths
+
+
+def frame_length(tokenizer: Tokenizer, images: int, tokens_per_image: int, prompt: int) -> int:
+    """The length `frame` gives `images` images of `tokens_per_image` tokens and a `prompt`-word question."""
+    per_image = len(tokenizer.encode(f"image {max(images, 1)} : ."))
+    return images * (tokens_per_image + per_image) + len(tokenizer.encode("question :")) + prompt
 
 
 def patch_words(labels: torch.Tensor, category_words: list[int], nothing: int) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """`vhs train NAME`: train one synth model, finding the model it builds on beside its output directory.
 
-synth-clip (encoder pair) <- synth-captioner <- synth-caption <- synth-llava (its encoder and LM).
-clip-retrieve needs no training of its own: it pairs synth-clip with synth-llava.
+synth-clip (encoder pair) <- synth-captioner <- synth-caption <- synth-llava (its encoder and LM);
+mirage (image-only compression, as released) and mirage-query (query-aware) also build on
+synth-caption. clip-retrieve needs no training of its own: it pairs synth-clip with synth-llava.
 """
 
 import time
@@ -9,14 +10,18 @@ from pathlib import Path
 
 from vhs.data.catalog import Catalog
 from vhs.errors import VhsError
+from vhs.mirage.train import train_mirage
 from vhs.synth_models.caption_lm import SynthCaptionLM, train_caption_lm
 from vhs.synth_models.captioner import Captioner, train_captioner
 from vhs.synth_models.clip import Clip, train_clip
 from vhs.synth_models.data import SYNTH_TRAIN, training_catalog
 from vhs.synth_models.llava import train_llava
 
-DEFAULT_STEPS = {"synth-clip": 1000, "synth-captioner": 300, "synth-llava": 1000, "synth-caption": 1200}
-BUILDS_ON = {"synth-captioner": "synth-clip", "synth-caption": "synth-captioner", "synth-llava": "synth-caption"}
+DEFAULT_STEPS = {"synth-clip": 1000, "synth-captioner": 300, "synth-llava": 1000, "synth-caption": 1200, "mirage": 1200, "mirage-query": 1200}
+BUILDS_ON = {
+    "synth-captioner": "synth-clip", "synth-caption": "synth-captioner", "synth-llava": "synth-caption",
+    "mirage": "synth-caption", "mirage-query": "synth-caption",
+}
 MODELS = tuple(DEFAULT_STEPS)
 
 
@@ -47,6 +52,8 @@ def train_model(name: str, out: Path, steps: int | None = None, seed: int = 0, c
         model, curves = train_captioner(base, catalog, steps, seed)
     elif name == "synth-llava":
         model, curves = train_llava(base, catalog, steps, seed)
+    elif name.startswith("mirage"):
+        model, curves = train_mirage(base, catalog, steps, seed, compression="query" if name == "mirage-query" else "image")
     else:
         model, curves = train_caption_lm(base, catalog, steps, seed)
     seconds = round(time.perf_counter() - start, 1)

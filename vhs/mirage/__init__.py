@@ -1,0 +1,1 @@
+"""MIRAGE, small: frozen encoder -> Q-Former compression -> per-image retriever -> tiny LM over the kept images."""

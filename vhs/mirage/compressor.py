@@ -1,0 +1,53 @@
+"""The Q-Former: K learned queries that read an image's patch tokens, so an image costs K tokens, not 64.
+
+Each layer: self-attention among the queries, cross-attention to the patches, an MLP (pre-norm).
+Two modes behind one flag (`MirageConfig.compression`):
+- `image` (the released code): the queries see only the image, so an image's K tokens are computed
+  once and cached whatever the question;
+- `query` (the paper's "query-aware" text): the queries' self-attention also reads the question's
+  tokens, so the compression depends on the question and only the encoder output can be cached.
+The official Q-Former has 4 layers that cross-attend every second layer; this one has 2 that both do.
+"""
+
+import torch
+from torch import nn
+
+
+class QFormerLayer(nn.Module):
+    """queries + self_attn([queries ; question]), + cross_attn(patches), + mlp."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.norm_self, self.norm_cross, self.norm_mlp = nn.LayerNorm(width), nn.LayerNorm(width), nn.LayerNorm(width)
+        self.self_attention = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.cross_attention = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+
+    def forward(self, queries: torch.Tensor, patches: torch.Tensor, question: torch.Tensor | None) -> torch.Tensor:
+        h = self.norm_self(queries)
+        context = h if question is None else torch.cat([h, question], dim=1)
+        x = queries + self.self_attention(h, context, context, need_weights=False)[0]
+        h = self.norm_cross(x)
+        x = x + self.cross_attention(h, patches, patches, need_weights=False)[0]
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class QFormer(nn.Module):
+    """(N, patches, width) -> (N, queries, width); `question` (N or 1, T, width) only in `query` mode."""
+
+    def __init__(self, width: int, queries: int, layers: int, heads: int) -> None:
+        super().__init__()
+        self.queries = nn.Parameter(torch.empty(1, queries, width))
+        nn.init.xavier_uniform_(self.queries[0])
+        self.layers = nn.ModuleList(QFormerLayer(width, heads) for _ in range(layers))
+        self.norm_patches = nn.LayerNorm(width)  # the encoder's features are not normalised
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, patches: torch.Tensor, question: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.queries.expand(len(patches), -1, -1)
+        patches = self.norm_patches(patches)
+        if question is not None:
+            question = question.expand(len(patches), -1, -1)
+        for layer in self.layers:
+            x = layer(x, patches, question)
+        return self.norm(x)

@@ -1,0 +1,62 @@
+"""Per-image tensors (encoder features, compressed tokens) computed once and kept on disk.
+
+A store is a directory of safetensors shards: each `shard-NNNNN.safetensors` holds a `values` tensor
+(one row per image) and, in its metadata, the images' content hashes in row order. New images are
+computed in batches and written as a new shard, so an interrupted run loses at most one batch, and a
+10,000-image haystack on a warm store costs one in-memory gather.
+"""
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from vhs.models.base import ImageRef
+from vhs.synth_models.inference import read_pixels
+
+BATCH = 512  # images decoded and computed at a time
+
+
+class FeatureStore:
+    """`of(images)` -> stacked rows, computing (with `compute`, uint8 pixels -> rows) only unseen images."""
+
+    def __init__(self, directory: Path, compute: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.directory = Path(directory)
+        self._compute = compute
+        self.rows: dict[str, int] = {}
+        self.computed = 0  # images computed by this instance (the rest were cache hits)
+        blocks = []
+        for shard in sorted(self.directory.glob("shard-*.safetensors")):
+            with safe_open(shard, "pt") as handle:
+                hashes = json.loads(handle.metadata()["sha256"])
+                blocks.append(handle.get_tensor("values"))
+            self._index(hashes)
+        self.table = torch.cat(blocks) if blocks else None
+
+    def of(self, images: Sequence[ImageRef]) -> torch.Tensor:
+        """(len(images), ...) rows in the given order."""
+        missing = list({i.sha256: i for i in images if i.sha256 not in self.rows}.values())
+        starts = range(0, len(missing), BATCH)
+        for start in tqdm(starts, desc="encode images", unit="batch", leave=False, disable=len(starts) < 4):
+            self._add(missing[start : start + BATCH])
+        return self.table[torch.tensor([self.rows[i.sha256] for i in images], dtype=torch.long)]
+
+    def _index(self, hashes: list[str]) -> None:
+        start = len(self.rows)
+        self.rows.update({sha: start + i for i, sha in enumerate(hashes)})
+
+    def _add(self, images: list[ImageRef]) -> None:
+        with torch.no_grad():
+            values = self._compute(read_pixels(images)).contiguous()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        shard = self.directory / f"shard-{len(list(self.directory.glob('shard-*.safetensors'))):05d}.safetensors"
+        partial = shard.with_suffix(".partial")
+        save_file({"values": values}, partial, metadata={"sha256": json.dumps([i.sha256 for i in images])})
+        partial.rename(shard)  # a shard is either whole or absent
+        self._index([i.sha256 for i in images])
+        self.table = values if self.table is None else torch.cat([self.table, values])
+        self.computed += len(images)

@@ -56,8 +56,9 @@ def test_every_chapter_renders_its_figures_without_error_cells(browser: str) -> 
             assert path.stat().st_size > 1000, f"{page.name}: {src} is empty"
 
 
-def test_a_screenshot_of_the_haystack_chapter_is_not_blank(browser: str, tmp_path: Path) -> None:
-    page = next(p for p in chapters() if p.name.startswith("01_"))
+@pytest.mark.parametrize("chapter", ["01_", "03_"])  # the haystacks, and the single-needle curve
+def test_a_screenshot_of_the_chapter_is_not_blank(browser: str, tmp_path: Path, chapter: str) -> None:
+    page = next(p for p in chapters() if p.name.startswith(chapter))
     shot = tmp_path / "shot.png"
     subprocess.run([browser, *FLAGS, "--window-size=1200,2400", f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True, cwd=tmp_path)
     colours = Image.open(shot).convert("L").getextrema()

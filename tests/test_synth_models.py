@@ -81,6 +81,7 @@ def test_synth_llava_holds_exactly_three_images(runs: Path, small_catalog: Catal
     model = SynthLlava.from_pretrained(runs / "synth-llava")
     question = questions[0]["question"]
     assert model.tokens_needed(3, question) <= model.config.context < model.tokens_needed(4, question)
+    assert model.tokens_needed(10_000, question) == 10_000 * (64 + 4) + 2 + len(model.prompt_ids(question))  # "image 10000 :" counts as 4 words, like "image 1 :"
 
 
 def test_every_synth_backend_answers_through_the_harness(runs: Path, small_catalog: Catalog, small_synth: Path, tmp_path: Path) -> None:

@@ -1,0 +1,63 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Single-needle questions
+#
+# Accuracy against haystack size for every model this profile runs, on the same single-needle
+# questions. On the synth profile these are the models trained here (`make models`): the LLaVA-style
+# full-context model, caption-then-LLM, CLIP-style retrieval feeding the LLaVA-style reader, and
+# MIRAGE. A size a model cannot take (its context window) is reported not answerable and drawn as
+# no point, as the paper leaves such sizes out; 0.5 is chance.
+
+# %% tags=["parameters"]
+profile = "synth"
+seed = 0
+sizes = "1,2,3,5,10,20,50,100,1000,10000"
+per_size = 50
+models = "synth-llava,synth-caption,clip-retrieve,mirage"
+paper_models = "GPT-4o,Gemini-1.5-pro,MIRAGE-8.3B,Caption Aggregation"
+runs = "runs"
+
+# %%
+import pandas as pd
+
+from vhs import plots
+from vhs.data import questions as qs
+from vhs.data.profiles import load_profile_catalog
+from vhs.eval.cache import ResponseCache
+from vhs.eval.runner import RunOptions, evaluate
+from vhs.metrics import summarize
+from vhs.models.registry import trained_here
+from vhs.paper import paper_curve
+from vhs.paths import data_root
+
+catalog = load_profile_catalog(profile)
+size_list = tuple(int(s) for s in str(sizes).split(","))
+questions = list(qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False))
+cache = ResponseCache(data_root() / "cache.sqlite")
+local = ("synth-llava", "synth-caption", "clip-retrieve", "mirage", "mirage-query")
+specs = {name: trained_here(name, runs) if name in local else name for name in str(models).split(",")}
+results = pd.concat([evaluate(spec, questions, cache, RunOptions()).assign(model=name) for name, spec in specs.items()], ignore_index=True)
+summary = summarize(results)
+
+# %% [markdown]
+# ## Accuracy against haystack size
+# Wilson 95% bands around ours; the paper's numbers (ICLR 2025, Fig. 2, COCO images) dashed in grey:
+# they are the paper's runs of the paper's models, not ours.
+
+# %%
+paper = pd.concat([paper_curve(name) for name in str(paper_models).split(",")], ignore_index=True)
+plots.accuracy_vs_size(summary, paper);
+
+# %%
+summary[["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "not_answerable", "not_run"]].round(3)

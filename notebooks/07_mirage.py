@@ -54,10 +54,10 @@ catalog = load_profile_catalog(profile)
 size_list = tuple(int(s) for s in str(sizes).split(","))
 questions = list(qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False))
 cache = ResponseCache(data_root() / "cache.sqlite")
-trained_here = profile == "synth"  # the coco MIRAGE (CLIP ViT-L + an instruct LM) is not trained in this project yet
+run_here = profile == "synth"  # the coco MIRAGE (CLIP ViT-L + an instruct LM) is not trained in this project yet
 specs = {name: trained_here(name, runs) for name in str(models).split(",")}
 results = pd.concat(
-    [evaluate(spec, questions, cache, RunOptions()).assign(model=name) if trained_here else not_run_table(questions, name) for name, spec in specs.items()],
+    [evaluate(spec, questions, cache, RunOptions()).assign(model=name) if run_here else not_run_table(questions, name) for name, spec in specs.items()],
     ignore_index=True,
 )
 summary = summarize(results)
@@ -78,7 +78,7 @@ plots.mirage_diagram();
 # %%
 for name in [m for m in specs if m.startswith("mirage")]:
     checkpoint = Path(runs) / name
-    if trained_here and (checkpoint / "curve.json").exists():
+    if run_here and (checkpoint / "curve.json").exists():
         facts = json.loads((checkpoint / "config.json").read_text()).get("training", {})
         plots.training_curves(json.loads((checkpoint / "curve.json").read_text()), f"{name}: {facts.get('steps')} steps, {facts.get('seconds')} s")
 
@@ -112,7 +112,7 @@ budget
 # on the same haystacks; reported whichever way it comes out.
 
 # %%
-if trained_here:
+if run_here:
     scorers = {"mirage": mirage_scorer(MirageBackend(str(Path(runs) / "mirage"))), **clip_scorers(ClipRanker(Path(runs) / "synth-clip"))}
     recall = needle_recall(scorers, questions, HaystackImages(cache, None))
     plots.recall_vs_size(recall)

@@ -35,7 +35,7 @@ from vhs import plots
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.eval.cache import ResponseCache
-from vhs.eval.runner import RunOptions, evaluate
+from vhs.eval.runner import evaluate_models
 from vhs.metrics import summarize
 from vhs.models.registry import trained_here
 from vhs.paper import paper_curve
@@ -47,7 +47,7 @@ questions = list(qs.build_question_set(catalog, "single", size_list, per_size, s
 cache = ResponseCache(data_root() / "cache.sqlite")
 local = ("synth-llava", "synth-caption", "clip-retrieve", "mirage", "mirage-query")
 specs = {name: trained_here(name, runs) if name in local else name for name in str(models).split(",")}
-results = pd.concat([evaluate(spec, questions, cache, RunOptions()).assign(model=name) for name, spec in specs.items()], ignore_index=True)
+results = evaluate_models(specs, questions, cache)
 summary = summarize(results)
 
 # %% [markdown]

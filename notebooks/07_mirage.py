@@ -34,14 +34,13 @@ runs = "runs"
 import json
 from pathlib import Path
 
-import pandas as pd
 from IPython.display import Markdown, display
 
 from vhs import plots
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.eval.cache import ResponseCache
-from vhs.eval.runner import HaystackImages, RunOptions, evaluate, not_run_table
+from vhs.eval.runner import HaystackImages, evaluate_models
 from vhs.metrics import summarize
 from vhs.mirage.recall import clip_scorers, mirage_scorer, needle_recall
 from vhs.models.clip_retrieve import ClipRanker
@@ -56,10 +55,7 @@ questions = list(qs.build_question_set(catalog, "single", size_list, per_size, s
 cache = ResponseCache(data_root() / "cache.sqlite")
 run_here = profile == "synth"  # the coco MIRAGE (CLIP ViT-L + an instruct LM) is not trained in this project yet
 specs = {name: trained_here(name, runs) for name in str(models).split(",")}
-results = pd.concat(
-    [evaluate(spec, questions, cache, RunOptions()).assign(model=name) if run_here else not_run_table(questions, name) for name, spec in specs.items()],
-    ignore_index=True,
-)
+results = evaluate_models(specs, questions, cache, run=run_here)
 summary = summarize(results)
 
 # %% [markdown]

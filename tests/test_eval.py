@@ -17,7 +17,7 @@ from vhs.data.catalog import Catalog
 from vhs.errors import VhsError
 from vhs.eval.cache import ResponseCache
 from vhs.eval.retry import RetryPolicy, call_with_retries
-from vhs.eval.runner import STATUSES, RunOptions, evaluate, place_needle, run_backend
+from vhs.eval.runner import STATUSES, RunOptions, evaluate, evaluate_models, place_needle, run_backend
 from vhs.models.base import AuthError, TransientError
 from vhs.models.registry import load_backend
 
@@ -200,3 +200,12 @@ def test_unknown_model_is_one_clear_error() -> None:
     with pytest.raises(VhsError, match="unknown model 'gpt5'; known: always-yes, anthropic, caption, clip-retrieve, gemini, hf, mirage, openai, oracle, random, synth-caption, synth-llava"):
         load_backend("gpt5")
 
+
+
+def test_evaluate_models_labels_each_model_and_marks_all_not_run_when_asked(small_catalog: Catalog, tmp_path: Path) -> None:
+    questions = list(qs.build_question_set(small_catalog, "single", (2,), 2, 0, progress=False))
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    ran = evaluate_models({"yes": "always-yes", "truth": "oracle"}, questions, cache)
+    assert list(ran["model"]) == ["yes", "yes", "truth", "truth"] and (ran["status"] == "ok").all()
+    skipped = evaluate_models({"yes": "always-yes"}, questions, cache, run=False)
+    assert list(skipped["status"]) == ["not_run", "not_run"]

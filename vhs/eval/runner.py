@@ -262,6 +262,14 @@ def evaluate(model: str, questions: Iterable[dict], cache: ResponseCache, option
     return run_backend(backend, questions, cache, options)
 
 
+def evaluate_models(specs: dict[str, str], questions: Iterable[dict], cache: ResponseCache, options: RunOptions = RunOptions(), run: bool = True) -> pd.DataFrame:
+    """Every model of `specs` (label -> spec) over the same questions, rows labelled by the label;
+    `run=False` marks them all `not_run` (a profile that cannot run them)."""
+    questions = list(questions)
+    tables = [evaluate(spec, questions, cache, options).assign(model=label) if run else not_run_table(questions, label) for label, spec in specs.items()]
+    return pd.concat(tables, ignore_index=True)
+
+
 def write_results(table: pd.DataFrame, out: Path) -> None:
     """Write a results table as Parquet, atomically."""
     out = Path(out)

@@ -1,6 +1,7 @@
 """The MIRAGE model: frozen encoder -> Q-Former -> projector; a retriever keeps a few images; the tiny
 LM answers over the kept images' K tokens each, framed as the reader's captions are."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -69,12 +70,16 @@ class Mirage(Checkpointable):
         context = None
         if self.query_aware and question is not None:
             context = self.question_in(self.lm.words(torch.tensor(question))).unsqueeze(0)
-        return torch.cat([self.projector(self.qformer(features[s : s + self.config.chunk], context)) for s in range(0, len(features), self.config.chunk)])
+        return self._in_chunks(lambda part: self.projector(self.qformer(part, context)), features)
 
     def relevance(self, tokens: torch.Tensor, question: list[int]) -> torch.Tensor:
         """(N, K, lm_width) -> (N,) relevance logits, scored `chunk` images at a time."""
         words = self.lm.words(torch.tensor(question)).unsqueeze(0)
-        return torch.cat([self.retriever(tokens[s : s + self.config.chunk], words) for s in range(0, len(tokens), self.config.chunk)])
+        return self._in_chunks(lambda part: self.retriever(part, words), tokens)
+
+    def _in_chunks(self, step: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
+        """`step` over `chunk` rows at a time, results concatenated: memory stays flat as N grows."""
+        return torch.cat([step(rows[s : s + self.config.chunk]) for s in range(0, len(rows), self.config.chunk)])
 
     def answer_logits(self, kept: list[torch.Tensor], prompts: list[list[int]]) -> torch.Tensor:
         """Per sample, the kept images' (n, K, lm_width) tokens and the question ids -> (B, vocab) answer logits."""

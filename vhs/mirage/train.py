@@ -122,8 +122,9 @@ def train_mirage(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int
         return loss
 
     def retriever_at(step: int) -> torch.Tensor:
-        _, _, questions, tokens, relevance = batch(step)
-        return retrieval(questions, [t.detach() for t in tokens], relevance, step)
+        with torch.no_grad():  # the compressor is frozen in this stage
+            _, _, questions, tokens, relevance = batch(step)
+        return retrieval(questions, tokens, relevance, step)
 
     def cotrain_at(step: int) -> torch.Tensor:
         chosen, rows, questions, tokens, relevance = batch(second + step)

@@ -52,6 +52,9 @@ book/notebooks/%.ipynb: build/notebooks/%.ipynb $(SOURCES) $(RUN_CONFIG) $(MODEL
 	$(BIN)/papermill --kernel python3 --cwd . $< $(@:.ipynb=.running.ipynb) -p profile $(PROFILE) $(PARAMS)
 	mv $(@:.ipynb=.running.ipynb) $@
 
+# The last chapter tabulates what every other chapter ran (their ledgers in build/ledger), so it runs last.
+book/notebooks/09_reproducing.ipynb: $(filter-out book/notebooks/09_reproducing.ipynb,$(EXECUTED))
+
 # The synth profile's models: each trained once (minutes on a CPU), then reused; a model is retrained
 # only when its checkpoint is missing or the model it builds on was retrained.
 $(RUNS)/synth-clip/config.json: | setup

@@ -20,12 +20,12 @@
 # with `vhs.data.questions`, shows one haystack, and checks the properties the benchmark relies on.
 
 # %% tags=["parameters"]
-profile = "synth"
-seed = 0
-mode = "single"
-size = 20
-sizes = "1,2,3,5,10,20,50,100,500,1000,10000"
-per_size = 100
+profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
+seed = 0  # question seed
+mode = "single"  # single or multi: the mode of the haystack drawn
+size = 20  # the drawn haystack's size
+sizes = "1,2,3,5,10,20,50,100,500,1000,10000"  # haystack sizes of the statistics
+per_size = 100  # questions per size (even: yes/no pairs)
 
 # %%
 import pandas as pd

@@ -22,17 +22,18 @@
 # gives the exact number of requests, images and estimated tokens they cost.
 
 # %% tags=["parameters"]
-profile = "synth"
-seed = 0
-sizes = "1,2,3,5,10,20,50,100"
-per_size = 10
-models = "openai:gpt-4o,anthropic:claude-3-opus-20240229,gemini:gemini-1.5-pro"
-max_requests = 200
+profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
+seed = 0  # question seed
+sizes = "1,2,3,5,10,20,50,100"  # haystack sizes
+per_size = 10  # questions per size (even: yes/no pairs)
+models = "openai:gpt-4o,anthropic:claude-3-opus-20240229,gemini:gemini-1.5-pro"  # backend specs
+max_requests = 200  # at most this many paid calls per model
 
 # %%
 import pandas as pd
 
 from vhs import plots
+from vhs.book import record_run
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.eval.cache import ResponseCache
@@ -49,6 +50,7 @@ results = pd.concat(
     [evaluate(model, questions, cache, RunOptions(max_requests=max_requests)) for model in str(models).split(",")],
     ignore_index=True,
 )
+record_run(results, "2 commercial models", profile)
 summary = summarize(results)
 
 # %% [markdown]

@@ -16,28 +16,29 @@
 # Accuracy against haystack size for every model this profile runs, on the same single-needle
 # questions. On the synth profile these are the models trained here (`make models`): the LLaVA-style
 # full-context model, caption-then-LLM, CLIP-style retrieval feeding the LLaVA-style reader, and
-# MIRAGE. A size a model cannot take (its context window) is reported not answerable and drawn as
+# MIRAGE; on the coco profile, each stands for its real counterpart (LLaVA-v1.5-7B for synth-llava,
+# LLaVA captions + Llama-3 for synth-caption) or is marked not run. A size a model cannot take (its context window) is reported not answerable and drawn as
 # no point, as the paper leaves such sizes out; 0.5 is chance.
 
 # %% tags=["parameters"]
-profile = "synth"
-seed = 0
-sizes = "1,2,3,5,10,20,50,100,1000,10000"
-per_size = 50
-models = "synth-llava,synth-caption,clip-retrieve,mirage"
-paper_models = "GPT-4o,Gemini-1.5-pro,MIRAGE-8.3B,Caption Aggregation"
-runs = "runs"
+profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
+seed = 0  # question seed
+sizes = "1,2,3,5,10,20,50,100,1000,10000"  # haystack sizes
+per_size = 50  # questions per size (even: yes/no pairs)
+models = "synth-llava,synth-caption,clip-retrieve,mirage"  # models trained here (or their coco counterparts), or backend specs
+paper_models = "GPT-4o,Gemini-1.5-pro,MIRAGE-8.3B,Caption Aggregation"  # the paper's curves drawn beside ours
+runs = "runs"  # where `make models` put the synth checkpoints
 
 # %%
 import pandas as pd
 
 from vhs import plots
+from vhs.book import model_specs, record_run
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import evaluate_models
 from vhs.metrics import summarize
-from vhs.models.registry import trained_here
 from vhs.paper import paper_curve
 from vhs.paths import data_root
 
@@ -45,9 +46,8 @@ catalog = load_profile_catalog(profile)
 size_list = tuple(int(s) for s in str(sizes).split(","))
 questions = list(qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False))
 cache = ResponseCache(data_root() / "cache.sqlite")
-local = ("synth-llava", "synth-caption", "clip-retrieve", "mirage", "mirage-query")
-specs = {name: trained_here(name, runs) if name in local else name for name in str(models).split(",")}
-results = evaluate_models(specs, questions, cache)
+results = evaluate_models(model_specs(profile, models, runs), questions, cache)
+record_run(results, "3 single-needle", profile)
 summary = summarize(results)
 
 # %% [markdown]

@@ -23,12 +23,12 @@
 # and its retriever against the CLIP-style one.
 
 # %% tags=["parameters"]
-profile = "synth"
-seed = 0
-sizes = "1,10,100,1000,10000"
-per_size = 20
-models = "mirage,mirage-query,synth-llava,clip-retrieve"
-runs = "runs"
+profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
+seed = 0  # question seed
+sizes = "1,10,100,1000,10000"  # haystack sizes
+per_size = 20  # questions per size (even: yes/no pairs)
+models = "mirage,mirage-query,synth-llava,clip-retrieve"  # models trained here (or their coco counterparts), or backend specs
+runs = "runs"  # where `make models` put the synth checkpoints
 
 # %%
 import json
@@ -37,6 +37,7 @@ from pathlib import Path
 from IPython.display import Markdown, display
 
 from vhs import plots
+from vhs.book import model_specs, record_run
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.eval.cache import ResponseCache
@@ -45,7 +46,6 @@ from vhs.metrics import summarize
 from vhs.mirage.recall import clip_scorers, mirage_scorer, needle_recall
 from vhs.models.clip_retrieve import ClipRanker
 from vhs.models.mirage import MirageBackend
-from vhs.models.registry import trained_here
 from vhs.paper import paper_curve
 from vhs.paths import data_root
 
@@ -54,8 +54,9 @@ size_list = tuple(int(s) for s in str(sizes).split(","))
 questions = list(qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False))
 cache = ResponseCache(data_root() / "cache.sqlite")
 run_here = profile == "synth"  # the coco MIRAGE (CLIP ViT-L + an instruct LM) is not trained in this project yet
-specs = {name: trained_here(name, runs) for name in str(models).split(",")}
-results = evaluate_models(specs, questions, cache, run=run_here)
+specs = model_specs(profile, models, runs)
+results = evaluate_models(specs, questions, cache)
+record_run(results, "7 MIRAGE", profile)
 summary = summarize(results)
 
 # %% [markdown]

@@ -17,7 +17,8 @@ from vhs.data.catalog import Catalog
 from vhs.errors import VhsError
 from vhs.eval.cache import ResponseCache
 from vhs.eval.retry import RetryPolicy, call_with_retries
-from vhs.eval.runner import STATUSES, RunOptions, evaluate, evaluate_models, place_needle, run_backend
+from vhs.eval.runner import STATUSES, RunOptions, at_each_position, evaluate, evaluate_models, place_needle, run_backend
+from vhs.metrics import needle_depth
 from vhs.models.base import AuthError, TransientError
 from vhs.models.registry import load_backend
 
@@ -139,7 +140,7 @@ def test_auth_error_is_never_retried(questions: list[dict], cache: ResponseCache
 
 def test_missing_key_marks_the_model_not_run(questions: list[dict], cache: ResponseCache, small_synth: Path) -> None:
     table = evaluate("tests.fake_backends.NoKeyBackend", questions, cache, options(small_synth))
-    assert len(table) == len(questions) and set(table["status"]) == {"not_run"}
+    assert len(table) == len(questions) and set(table["status"]) == {"not_run"} and set(table["raw"]) == {"no API key"}
     assert table["model"].unique().tolist() == ["tests.fake_backends.NoKeyBackend"]
 
 
@@ -202,10 +203,21 @@ def test_unknown_model_is_one_clear_error() -> None:
 
 
 
-def test_evaluate_models_labels_each_model_and_marks_all_not_run_when_asked(small_catalog: Catalog, tmp_path: Path) -> None:
+def test_evaluate_models_labels_each_model_and_marks_a_missing_spec_not_run(small_catalog: Catalog, tmp_path: Path) -> None:
     questions = list(qs.build_question_set(small_catalog, "single", (2,), 2, 0, progress=False))
     cache = ResponseCache(tmp_path / "cache.sqlite")
-    ran = evaluate_models({"yes": "always-yes", "truth": "oracle"}, questions, cache)
-    assert list(ran["model"]) == ["yes", "yes", "truth", "truth"] and (ran["status"] == "ok").all()
-    skipped = evaluate_models({"yes": "always-yes"}, questions, cache, run=False)
-    assert list(skipped["status"]) == ["not_run", "not_run"]
+    table = evaluate_models({"yes": "always-yes", "truth": "oracle", "MIRAGE": None}, questions, cache)
+    assert list(table["model"]) == ["yes", "yes", "truth", "truth", "MIRAGE", "MIRAGE"]
+    assert list(table["status"]) == ["ok"] * 4 + ["not_run"] * 2
+    assert list(table["raw"][4:]) == ["not built for this profile yet"] * 2
+
+
+def test_each_position_asks_every_index_of_small_haystacks_and_each_tenth_of_large_ones(small_catalog: Catalog) -> None:
+    small = list(qs.build_question_set(small_catalog, "single", (3,), 2, 0, progress=False))
+    large = list(qs.build_question_set(small_catalog, "single", (40,), 2, 0, progress=False))
+    moved = at_each_position(small + large)
+    assert [q["needle_positions"][0] for q in moved] == [0, 1, 2] * 2 + [2, 6, 10, 14, 18, 22, 26, 30, 34, 38] * 2
+    assert all(q["image_ids"][q["needle_positions"][0]] == q["needle_ids"][0] for q in moved)
+    assert [q["qid"] for q in moved[:3]] == [small[0]["qid"]] * 3
+    depth = needle_depth(pd.DataFrame({"size": [q["size"] for q in moved], "position": [q["needle_positions"][0] for q in moved]}))
+    assert depth[:3].tolist() == [0.0, 0.5, 1.0] and depth[6:16].round(2).tolist() == [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95]

@@ -1,4 +1,4 @@
-from vhs.paper import PAPER_NAMES, paper_curve, paper_results
+from vhs.paper import PAPER_NAMES, paper_curve, paper_positions, paper_results
 
 
 def test_paper_numbers_load_with_numeric_sizes() -> None:
@@ -9,3 +9,11 @@ def test_paper_numbers_load_with_numeric_sizes() -> None:
     needles_only = table[table["size_label"] == "oracle"]
     assert len(needles_only) and needles_only["size"].isna().all()
     assert set(PAPER_NAMES.values()) <= set(table["model"])
+
+
+def test_paper_modes_and_position_depths_match_ours() -> None:
+    assert set(paper_curve("GPT-4o", "multi_needles_only")["mode"]) == {"needles only"}
+    assert set(paper_curve("GPT-4o", "multi")["mode"]) == {"multi"}
+    gpt = paper_positions().query("model == 'GPT-4o'").set_index(["size", "position"])["depth"]
+    assert gpt[(3, 1)] == 0.5 and gpt[(10, 9)] == 1.0  # needle indices up to 10 images
+    assert round(gpt[(100, 0)], 2) == 0.05 and round(gpt[(100, 9)], 2) == 0.95  # depth buckets (tenths) above

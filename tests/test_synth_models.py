@@ -15,6 +15,8 @@ from vhs.data.profiles import SYNTH_EVAL, SynthSplit
 from vhs.errors import VhsError
 from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import RunOptions, evaluate
+from vhs.models.base import ImageRef, Request
+from vhs.models.synth_caption import SynthCaptionBackend
 from vhs.synth.scenes import write_synth_dataset
 from vhs.synth_models.captioner import Captioner, balanced_threshold
 from vhs.synth_models.clip import Clip, pad
@@ -152,3 +154,10 @@ def test_questions_end_on_the_target_where_the_answer_is_read() -> None:
     ids = tokenizer.question("For the image with a red circle, is there an orange star?")
     assert tokenizer.decode(ids[-1:]) == "orange star"
     assert tokenizer.decode(tokenizer.question("For all images with a red circle, do any of them contain a blue square?")[-1:]) == "blue square"
+
+
+def test_synth_caption_counts_a_haystack_too_long_to_number_without_captioning(runs: Path) -> None:
+    backend = SynthCaptionBackend(str(runs / "synth-caption"))
+    images = tuple(ImageRef(i, Path(f"/nowhere/{i}.png"), f"{i:064x}", 0) for i in range(1000))  # unreadable: captioning them would fail
+    request = Request("prompt", {"question": "For the image with a red circle, is there a blue star?"}, images)
+    assert backend.prompt_tokens(request) == 4000 > backend.limits.context_tokens

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 Z95 = 1.959963984540054
+DEPTH_BUCKETS = 10  # the position study places needles by tenths of haystacks above this size, as the paper
 SCORED = ("ok", "unparsed")
 
 
@@ -73,3 +74,18 @@ def _summarize_group(group: pd.DataFrame) -> pd.Series:
 def summarize(results: pd.DataFrame, by: tuple[str, ...] = ("model", "mode", "size")) -> pd.DataFrame:
     """One row per group of `by`: accuracy with its interval, lenient accuracy, compliance, shares."""
     return results.groupby(list(by), dropna=False, sort=True).apply(_summarize_group, include_groups=False).reset_index()
+
+
+def needle_depth(results: pd.DataFrame) -> pd.Series:
+    """Where each question's (first) needle sits, from 0 (first image) to 1 (last), as the paper's
+    position study measures it: the index over size − 1 in haystacks of up to DEPTH_BUCKETS images,
+    the middle of the needle's depth bucket (tenth of the haystack) in larger ones."""
+    size = results["size"]
+    index_depth = results["position"] / (size - 1).clip(lower=1)
+    bucket = (results["position"] * DEPTH_BUCKETS // size).clip(upper=DEPTH_BUCKETS - 1)
+    return index_depth.where(size <= DEPTH_BUCKETS, bucket_depth(bucket))
+
+
+def bucket_depth(bucket: pd.Series) -> pd.Series:
+    """The depth (0 to 1) of the middle of each depth bucket 0 … DEPTH_BUCKETS − 1."""
+    return (bucket + 0.5) / DEPTH_BUCKETS

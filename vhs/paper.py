@@ -8,12 +8,16 @@ from importlib import resources
 
 import pandas as pd
 
+from vhs.metrics import bucket_depth
+
 # Our model specs -> the paper's names for the same models.
 PAPER_NAMES: dict[str, str] = {
     "openai:gpt-4o": "GPT-4o",
     "anthropic:claude-3-opus-20240229": "Claude-3 Opus",
     "gemini:gemini-1.5-pro": "Gemini-1.5-pro",
 }
+# The paper's task names -> the `mode` of our results for the same questions.
+TASK_MODES = {"multi_needles_only": "needles only"}
 
 
 def paper_results() -> pd.DataFrame:
@@ -30,7 +34,20 @@ def paper_results() -> pd.DataFrame:
 
 
 def paper_curve(model_spec: str, task: str = "single") -> pd.DataFrame:
-    """The paper's accuracy-by-size rows for one of our model specs (empty if the paper lacks it)."""
+    """The paper's accuracy-by-size rows for one of our model specs (empty if the paper lacks it),
+    with the `mode` our results use for the same questions (`multi_needles_only` -> `needles only`)."""
     table = paper_results()
     name = PAPER_NAMES.get(model_spec, model_spec)
-    return table[(table["model"] == name) & (table["task"] == task)].dropna(subset=["accuracy", "size"])
+    rows = table[(table["model"] == name) & (table["task"] == task)].dropna(subset=["accuracy", "size"])
+    return rows.assign(mode=TASK_MODES.get(task, task))
+
+
+def paper_positions(source: str = "ICLR2025 Fig.4") -> pd.DataFrame:
+    """The paper's needle-position accuracies from one source: `size`, `position` (the needle's
+index, or its depth bucket, a tenth of the haystack, above 10 images, as `note` says), `depth`
+(0 first … 1 last, as `vhs.metrics.needle_depth`), `accuracy`, `model`."""
+    table = paper_results()
+    rows = table[(table["task"] == "position") & table["source"].str.startswith(source)].dropna(subset=["accuracy", "size"])
+    rows = rows.assign(position=rows["position"].astype(int), size=rows["size"].astype(int))
+    by_bucket = rows["note"].fillna("").str.startswith("depth bucket")
+    return rows.assign(depth=bucket_depth(rows["position"]).where(by_bucket, rows["position"] / (rows["size"] - 1).clip(lower=1)))

@@ -11,6 +11,7 @@ from PIL import Image
 from vhs.data.catalog import PRESENT, Catalog
 
 NEEDLE_COLOUR = "#e4002b"
+MODE_ORDER = ("single", "needles only", "multi")  # the panels of accuracy_vs_size, left to right
 
 
 def haystack_grid(catalog: Catalog, question: dict, columns: int = 10, max_images: int = 50) -> Figure:
@@ -70,16 +71,31 @@ def question_statistics(questions: pd.DataFrame) -> Figure:
 
 
 def accuracy_vs_size(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -> Figure:
-    """Accuracy (Wilson 95% band) against haystack size per model; the paper's numbers dashed beside them.
+    """Accuracy (Wilson 95% band) against haystack size per model, one panel per question mode; the
+    paper's numbers for the same mode dashed beside them.
 
-    `summary` is `vhs.metrics.summarize` output; sizes a model could not take are left out, as the
-    paper's plots leave them out, and models that were not run are named under the axes.
+    `summary` is `vhs.metrics.summarize` output (with `mode`), `paper` is `vhs.paper.paper_curve`
+    rows (with `mode`). Sizes a model could not take are left out, as the paper's plots leave them
+    out, and models that were not run are named under the axes.
     """
-    fig, ax = plt.subplots(figsize=(7, 4))
+    modes = sorted(set(summary["mode"]), key=lambda m: (MODE_ORDER.index(m) if m in MODE_ORDER else len(MODE_ORDER), m))
+    models = list(dict.fromkeys(summary["model"]))
+    colours = dict(zip(models, sns.color_palette("tab10", len(models))))
+    fig, axes = plt.subplots(1, len(modes), figsize=(7 * len(modes) ** 0.8, 4), squeeze=False, sharey=True)
+    for ax, mode in zip(axes[0], modes):
+        rows = summary[summary["mode"] == mode]
+        _accuracy_panel(ax, rows, paper[paper["mode"] == mode] if paper is not None and len(paper) else None, colours)
+        if len(modes) > 1:
+            ax.set_title(mode)
+    fig.tight_layout()
+    return fig
+
+
+def _accuracy_panel(ax: plt.Axes, summary: pd.DataFrame, paper: pd.DataFrame | None, colours: dict[str, tuple]) -> None:
     ran = summary[~summary["not_run"]].dropna(subset=["accuracy"])
     for model, rows in ran.groupby("model"):
-        line = ax.plot(rows["size"], rows["accuracy"], marker="o", label=model)[0]
-        ax.fill_between(rows["size"], rows["ci_low"], rows["ci_high"], color=line.get_color(), alpha=0.2)
+        ax.plot(rows["size"], rows["accuracy"], marker="o", label=model, color=colours[model])
+        ax.fill_between(rows["size"], rows["ci_low"], rows["ci_high"], color=colours[model], alpha=0.2)
     if paper is not None and len(paper):
         groups = list(paper.groupby("model"))
         shades = sns.color_palette("Greys", len(groups) + 2)[2:]
@@ -87,6 +103,9 @@ def accuracy_vs_size(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -
             ax.plot(rows["size"], rows["accuracy"], linestyle="--", marker=marker, color=shade, label=f"paper: {model}")
     ax.axhline(0.5, color="black", linewidth=0.8, linestyle=":")
     ax.set_xscale("log")
+    sizes = sorted(set(summary["size"]) | (set(paper["size"]) if paper is not None else set()))
+    ax.set_xticks(sizes, [f"{size:,}" for size in sizes], fontsize=7)
+    ax.minorticks_off()
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("haystack size (images)")
     ax.set_ylabel("accuracy")
@@ -95,6 +114,53 @@ def accuracy_vs_size(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -
         ax.text(0.0, -0.22, "not run: " + ", ".join(not_run), transform=ax.transAxes, fontsize=8)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="lower left")
+
+
+def accuracy_vs_position(summary: pd.DataFrame, paper: pd.DataFrame | None = None, columns: int = 3) -> Figure:
+    """Accuracy against the needle's depth in the haystack (0 = first image, 1 = last), one panel per
+    model and one line per haystack size; the paper's models in panels of their own, dashed.
+
+    `summary` is `summarize(..., by=("model", "size", "depth"))`; `paper` holds the paper's
+    position rows (`vhs.paper.paper_positions`). Models not run are named in the title.
+    """
+    panels = [(model, rows, "-") for model, rows in summary[~summary["not_run"]].groupby("model", sort=False)]
+    if paper is not None and len(paper):
+        panels += [(f"paper: {model}", rows, "--") for model, rows in paper.groupby("model", sort=False)]
+    rows_needed = max(1, -(-len(panels) // columns))
+    fig, axes = plt.subplots(rows_needed, columns, figsize=(4 * columns, 3 * rows_needed), squeeze=False, sharey=True)
+    sizes = sorted(set(summary["size"]) | (set(paper["size"]) if paper is not None and len(paper) else set()))
+    colours = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
+    for ax, (title, rows, style) in zip(axes.flat, panels):
+        for size, line in rows.dropna(subset=["accuracy"]).groupby("size"):
+            ax.plot(line["depth"], line["accuracy"], linestyle=style, marker="o", markersize=3, color=colours[size], label=f"N={size}")
+        ax.set_title(title, fontsize=9)
+        ax.set_ylim(0, 1.02)
+        ax.axhline(0.5, color="black", linewidth=0.8, linestyle=":")
+        ax.set_xlabel("needle depth (0 first, 1 last)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    not_run = sorted(set(summary.loc[summary["not_run"], "model"]))
+    fig.suptitle("accuracy by needle position" + (f" (not run: {', '.join(not_run)})" if not_run else ""), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def cost_vs_size(costs: pd.DataFrame) -> Figure:
+    """Seconds per question and LM input tokens per question against haystack size, one line per model.
+
+    `costs` has `model`, `size`, `seconds` and `tokens` (one row per answered question).
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, column, label in zip(axes, ("seconds", "tokens"), ("seconds per question", "LM input tokens per question")):
+        shown = costs.dropna(subset=[column])
+        if len(shown):
+            sns.lineplot(data=shown, x="size", y=column, hue="model", marker="o", errorbar=None, ax=ax)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("haystack size (images)")
+        ax.set_ylabel(label)
     fig.tight_layout()
     return fig
 

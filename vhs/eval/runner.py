@@ -7,6 +7,7 @@ with retries, committing each answer to the cache as it arrives. The result is a
 row per question, with `status` exactly one of STATUSES.
 """
 
+import functools
 import sys
 import threading
 import time
@@ -25,10 +26,12 @@ from vhs.errors import VhsError
 from vhs.eval.cache import ResponseCache, cache_key
 from vhs.eval.parse import lenient_correct, parse_yes_no
 from vhs.eval.retry import RetryPolicy, call_with_retries
+from vhs.metrics import DEPTH_BUCKETS
 from vhs.models.base import AuthError, Backend, BackendError, BatchedBackend, ImageRef, MissingKeyError, OverLimitError, Reply, Request
 from vhs.models.registry import load_backend
 
 STATUSES = ("ok", "unparsed", "not_answerable:context", "not_answerable:payload", "error", "not_run")
+NO_KEY = "no API key"
 RESULT_COLUMNS = (
     "qid", "mode", "quantifier", "size", "num_needles", "position", "model", "answer", "raw", "parsed",
     "correct", "correct_lenient", "status", "latency", "input_tokens", "output_tokens", "images_sent", "cached",
@@ -66,6 +69,22 @@ def place_needle(question: dict, position: str) -> dict:
     return {**question, "image_ids": others[:index] + [needle] + others[index:], "needle_positions": [index]}
 
 
+def at_each_position(questions: Iterable[dict], buckets: int = DEPTH_BUCKETS) -> list[dict]:
+    """Each single-needle question once per needle position, as the paper's position study: at
+    every index of a haystack of up to `buckets` images, in the middle of each tenth (bucket) of a
+    larger one. The copies share their `qid`, so intervals cluster by question."""
+    def indices(size: int) -> range | list[int]:
+        return range(size) if size <= buckets else [(2 * b + 1) * size // (2 * buckets) for b in range(buckets)]
+
+    return [place_needle(q, str(index)) for q in questions for index in indices(q["size"])]
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_catalog(dataset: str, data: Path | None) -> Catalog:
+    """A data set's catalog, loaded once per process (a second run in a notebook reuses it)."""
+    return load_profile_catalog(dataset, data)
+
+
 class HaystackImages:
     """Questions -> Requests: image ids resolved through each data set's catalog and the cache's remembered hashes.
 
@@ -95,7 +114,7 @@ class HaystackImages:
         """The question's images, in presentation order."""
         dataset = question.get("dataset", "synth")
         if dataset not in self._catalogs:
-            self._catalogs[dataset] = load_profile_catalog(dataset, self._data)
+            self._catalogs[dataset] = _shared_catalog(dataset, self._data)
         catalog = self._catalogs[dataset]
         known = self._refs
         return tuple(
@@ -169,9 +188,9 @@ def _as_table(rows: list[dict]) -> pd.DataFrame:
     return table
 
 
-def not_run_table(questions: Iterable[dict], label: str) -> pd.DataFrame:
-    """Every question marked `not_run` (no key, no weights): the model appears, nothing is dropped."""
-    return _as_table([_row(q, label, "not_run") for q in questions])
+def not_run_table(questions: Iterable[dict], label: str, reason: str) -> pd.DataFrame:
+    """Every question marked `not_run` (no key, no weights), the reason in `raw`: the model appears, nothing is dropped."""
+    return _as_table([{**_row(q, label, "not_run"), "raw": reason} for q in questions])
 
 
 def run_backend(backend: Backend, questions: Iterable[dict], cache: ResponseCache, options: RunOptions = RunOptions()) -> pd.DataFrame:
@@ -248,7 +267,7 @@ def run_backend(backend: Backend, questions: Iterable[dict], cache: ResponseCach
         except MissingKeyError:
             for future in futures:
                 future.cancel()
-            return not_run_table(questions, label)
+            return not_run_table(questions, label, NO_KEY)
     return _as_table(rows)
 
 
@@ -258,15 +277,20 @@ def evaluate(model: str, questions: Iterable[dict], cache: ResponseCache, option
     try:
         backend = load_backend(model)
     except MissingKeyError:
-        return not_run_table(questions[: options.limit], model)
+        return not_run_table(questions[: options.limit], model, NO_KEY)
     return run_backend(backend, questions, cache, options)
 
 
-def evaluate_models(specs: dict[str, str], questions: Iterable[dict], cache: ResponseCache, options: RunOptions = RunOptions(), run: bool = True) -> pd.DataFrame:
+def evaluate_models(
+    specs: dict[str, str | None], questions: Iterable[dict], cache: ResponseCache, options: RunOptions = RunOptions(), unavailable: str = "not built for this profile yet"
+) -> pd.DataFrame:
     """Every model of `specs` (label -> spec) over the same questions, rows labelled by the label;
-    `run=False` marks them all `not_run` (a profile that cannot run them)."""
+    a spec of None (a model the profile cannot run) is marked `not_run` with the reason `unavailable`."""
     questions = list(questions)
-    tables = [evaluate(spec, questions, cache, options).assign(model=label) if run else not_run_table(questions, label) for label, spec in specs.items()]
+    tables = [
+        evaluate(spec, questions, cache, options).assign(model=label) if spec is not None else not_run_table(questions[: options.limit], label, unavailable)
+        for label, spec in specs.items()
+    ]
     return pd.concat(tables, ignore_index=True)
 
 

@@ -7,6 +7,7 @@ from vhs.synth_models.caption_lm import SynthCaptionLM
 from vhs.synth_models.inference import PerImage, weights_digest
 
 DEFAULT_DIR = "runs/synth-caption"
+FRAME_WORDS = 4  # "image N : ." around each caption
 
 
 class SynthCaptionBackend(BatchedBackend):
@@ -26,7 +27,11 @@ class SynthCaptionBackend(BatchedBackend):
         return self.model.prompt_ids(self.captions.of(request.images), request.question["question"])
 
     def prompt_tokens(self, request: Request) -> int:
-        """Words of all captions plus the question."""
+        """Words of all captions plus the question; a haystack whose framing alone ("image N : .",
+        4 words per image) overflows the context is counted by its framing, without captioning it."""
+        framing = FRAME_WORDS * len(request.images)
+        if framing > self.model.config.context:
+            return framing
         return len(self._prompt(request))
 
     def generate_batch(self, requests: list[Request]) -> list[Reply]:

@@ -1,0 +1,87 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Cost and speed
+#
+# What a question costs each model as the haystack grows: the seconds it took to answer (measured
+# when the answer was computed, and kept with it in the response cache) and the tokens its language
+# model read. A full-context model pays for every image; a retrieving model pays for a retriever
+# pass over every image and the LM on the few it keeps. The questions default to chapter 3's, so on
+# a second run their answers come from the shared cache; the last section measures that cache.
+
+# %% tags=["parameters"]
+profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
+seed = 0  # question seed
+sizes = "1,2,3,5,10,20,50,100,1000,10000"  # haystack sizes
+per_size = 50  # questions per size (even: yes/no pairs)
+models = "synth-llava,synth-caption,clip-retrieve,mirage"  # models trained here (or their coco counterparts), or backend specs
+rerun_questions = 40  # questions of the cache measurement (the smallest sizes first)
+runs = "runs"  # where `make models` put the synth checkpoints
+
+# %%
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from vhs import plots
+from vhs.book import model_specs, record_run
+from vhs.data import questions as qs
+from vhs.data.profiles import load_profile_catalog
+from vhs.eval.cache import ResponseCache
+from vhs.eval.runner import evaluate_models, run_backend
+from vhs.models.registry import load_backend
+from vhs.paths import data_root
+
+catalog = load_profile_catalog(profile)
+size_list = tuple(int(s) for s in str(sizes).split(","))
+questions = list(qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False))
+cache = ResponseCache(data_root() / "cache.sqlite")
+specs = model_specs(profile, models, runs)
+results = evaluate_models(specs, questions, cache)
+record_run(results, "8 cost and speed", profile)
+answered = results[results["status"].isin(["ok", "unparsed"])]
+costs = answered.rename(columns={"latency": "seconds", "input_tokens": "tokens"})[["model", "size", "seconds", "tokens"]].astype({"tokens": "float64"})
+
+# %% [markdown]
+# ## Seconds and tokens per question against haystack size
+# Means over the answered questions; a size a model cannot take has no point. On the synth profile
+# the seconds are those of 2 CPU cores, batched; the retrieving models' image features are computed
+# once per distinct image and kept, so their seconds are those of a warm feature store.
+
+# %%
+plots.cost_vs_size(costs);
+
+# %%
+costs.groupby(["model", "size"]).mean().unstack("size").round(4)
+
+# %% [markdown]
+# ## The response cache on a re-run
+# Each model that was run answers the same `rerun_questions` questions twice into a fresh, empty
+# cache, loaded once: the first run computes every answer, the second reads them back. Seconds of
+# each run (image hashing and the cache lookups included; loading the model excluded).
+
+# %%
+ran = [label for label, rows in results.groupby("model", sort=False) if (rows["status"] != "not_run").any()]
+rerun = questions[:rerun_questions]
+timings = []
+with tempfile.TemporaryDirectory() as folder:
+    fresh = ResponseCache(Path(folder) / "cache.sqlite")
+    for label in ran:
+        backend = load_backend(specs[label])
+        for attempt in ("first run", "re-run"):
+            start = time.perf_counter()
+            table = run_backend(backend, rerun, fresh)
+            timings.append({"model": label, "run": attempt, "seconds": round(time.perf_counter() - start, 3), "answers from the cache": int(table["cached"].sum()), "questions": len(table)})
+pd.DataFrame(timings)

@@ -1,0 +1,100 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Reproducing this book
+#
+# Everything in this book comes from the commands below; nothing is pasted by hand.
+#
+# ```bash
+# make reproduce                       # synth profile: train what is missing, run every notebook, build the book
+# make reproduce PROFILE=coco          # GPU box: COCO 2017 and real weights
+# make reproduce PARAMS="-p per_size 10 -p sizes 1,2,3,20,100"   # override any notebook parameter
+# make reproduce TRAINFLAGS="--steps 300"                          # shorter training (CI does this)
+# make book                            # rebuild _build/html from the executed notebooks
+# make publish REMOTE=origin           # push _build/html to the gh-pages branch
+# ```
+#
+# `make reproduce` converts each `notebooks/NN_name.py` (jupytext percent format) to a notebook,
+# runs it with papermill and writes the executed notebook to `book/notebooks/`, where the book
+# reads it. A notebook re-runs only when it, the `vhs` package, the profile, the parameters or a
+# model it reads changed; answers live in the response cache (`$VHS_DATA/cache.sqlite`), so a
+# re-run never computes or pays for an answer twice. One notebook alone, with any parameter:
+#
+# ```bash
+# jupytext --to ipynb notebooks/03_single_needle.py -o build/03.ipynb
+# papermill build/03.ipynb out.ipynb -p profile synth -p per_size 100 -p sizes 1,10,100
+# ```
+#
+# ## The two profiles
+#
+# **synth** (the default) generates its scenes on first use (`data/synth/`) and trains its models on
+# the CPU (`make models`, into `runs/`: synth-clip, synth-captioner, synth-caption, synth-llava,
+# mirage, mirage-query; `vhs train NAME --steps N --seed S` trains one).
+#
+# **coco** needs a GPU box:
+#
+# ```bash
+# vhs data coco --root data/coco                    # COCO 2017 val + train, resumable, MD5-checked
+# export OPENAI_API_KEY=… ANTHROPIC_API_KEY=… GEMINI_API_KEY=…   # each one optional
+# make reproduce PROFILE=coco
+# ```
+#
+# On coco each chapter's synth model stands for its real counterpart: synth-llava for
+# `hf:llava-hf/llava-1.5-7b-hf` and synth-caption for LLaVA captions read by
+# `hf:meta-llama/Meta-Llama-3-8B-Instruct`, downloaded on first use; the CLIP-style retriever and
+# MIRAGE are not built for coco yet and appear as not run. A commercial model without its key
+# appears as not run; with it, chapter 2 asks at most `max_requests` paid questions per model.
+# Any OpenAI-compatible server (vLLM, SGLang, llama.cpp) is a model too:
+# `-p models "openai:Qwen/Qwen2-VL-7B-Instruct@http://127.0.0.1:8000/v1"`.
+#
+# ## Adding a model
+#
+# A model is one file: `vhs/models/NAME.py` with a `Backend` subclass (`generate` takes a
+# `Request` — the prompt and the images in order — and returns a `Reply`; `limits` says how many
+# images or tokens it takes), and one line in `BACKENDS` of `vhs/models/registry.py`. Then
+# `vhs eval --model NAME:…` and every chapter's `models` parameter accept it; the harness brings
+# the cache, retries, limits and scoring. A class outside `vhs` works by its Python path:
+# `-p models mypkg.mymodule.MyBackend`.
+
+# %% tags=["parameters"]
+profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
+notebooks = "notebooks"  # where the chapters' sources are
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from vhs.book import notebook_parameters, what_was_run
+
+# %% [markdown]
+# ## Every notebook's parameters
+# Read from each notebook's `parameters` cell; `make reproduce PARAMS="-p NAME VALUE"` gives a
+# value to every notebook that has the parameter.
+
+# %%
+for source in sorted(Path(notebooks).glob("*.py")):
+    display(Markdown(f"**{source.name}**"))
+    display(notebook_parameters(source).style.hide(axis="index"))
+
+# %% [markdown]
+# ## What was run in this build
+# Per model and chapter, how many questions were answered, how many a model could not take (its
+# context or payload limit), and why a model was not run. The introduction shows the same table.
+
+# %%
+ran = what_was_run(profile)
+glue("what_was_run", ran, display=False)
+ran

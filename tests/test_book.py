@@ -1,0 +1,44 @@
+"""The book's shared pieces: which model each profile runs, the ledger of what was run, notebook parameters."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from vhs.book import model_specs, notebook_parameters, record_run, what_was_run
+from vhs.eval.runner import RESULT_COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_model_specs_map_synth_names_per_profile_and_pass_specs_through() -> None:
+    assert model_specs("synth", "synth-llava, mirage-query,openai:gpt-4o", "r") == {
+        "synth-llava": "synth-llava:r/synth-llava", "mirage-query": "mirage:r/mirage-query", "openai:gpt-4o": "openai:gpt-4o"
+    }
+    assert model_specs("coco", "synth-llava,synth-caption,mirage,clip-retrieve") == {
+        "LLaVA-v1.5-7B": "hf:llava-hf/llava-1.5-7b-hf", "Caption (LLaVA + Llama-3)": "caption:llava-hf/llava-1.5-7b-hf", "MIRAGE": None, "clip-retrieve": None
+    }
+
+
+def _results(model: str, statuses: list[str], raw: str | None = None) -> pd.DataFrame:
+    rows = [{column: None for column in RESULT_COLUMNS} | {"model": model, "status": s, "raw": raw} for s in statuses]
+    return pd.DataFrame(rows)
+
+
+def test_the_ledger_says_what_each_chapter_ran_and_why_not(tmp_path: Path) -> None:
+    three = pd.concat([_results("llava", ["ok", "unparsed", "not_answerable:context"]), _results("gpt", ["not_run"] * 3, "no API key")])
+    record_run(three, "3 single-needle", "synth", tmp_path)
+    record_run(_results("llava", ["ok", "error"]), "4 multi-needle", "synth", tmp_path)
+    record_run(_results("llava", ["ok"]), "4 multi-needle", "coco", tmp_path / "other")
+    table = what_was_run("synth", tmp_path)
+    assert table.to_dict() == {
+        "3 single-needle": {"gpt": "not run: no API key", "llava": "2 answered, 1 not answerable"},
+        "4 multi-needle": {"gpt": "—", "llava": "1 answered, 1 errors"},
+    }
+    assert what_was_run("coco", tmp_path).empty
+
+
+def test_notebook_parameters_read_names_defaults_and_comments() -> None:
+    table = notebook_parameters(REPO / "notebooks" / "03_single_needle.py")
+    row = table.set_index("parameter").loc["per_size"]
+    assert row["default"] == "50" and row["meaning"] == "questions per size (even: yes/no pairs)"
+    assert table["parameter"].tolist()[:2] == ["profile", "seed"]

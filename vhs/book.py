@@ -1,0 +1,106 @@
+"""What the book's notebooks share: the models each profile runs, the ledger of what each chapter
+ran, and the parameters each notebook takes.
+
+Each chapter names its models by their synth names (`synth-llava`, `synth-caption`,
+`clip-retrieve`, `mirage`, `mirage-query`). On the synth profile they are the checkpoints trained
+here (`make models`); on the coco profile each stands for its real counterpart, or for nothing yet
+(`None`: `evaluate_models` reports it "not run", not built for this profile yet). Any other name is taken as a backend spec
+(`openai:gpt-4o`, `hf:…`) on either profile.
+"""
+
+import ast
+from pathlib import Path
+
+import jupytext
+import pandas as pd
+
+from vhs.models.registry import trained_here
+
+SYNTH_MODELS = ("synth-llava", "synth-caption", "clip-retrieve", "mirage", "mirage-query")
+# The coco profile's counterpart of each model trained here: (label, spec), or (label, None) with the reason.
+COCO_COUNTERPARTS: dict[str, tuple[str, str | None]] = {
+    "synth-llava": ("LLaVA-v1.5-7B", "hf:llava-hf/llava-1.5-7b-hf"),
+    "synth-caption": ("Caption (LLaVA + Llama-3)", "caption:llava-hf/llava-1.5-7b-hf"),
+    "clip-retrieve": ("clip-retrieve", None),
+    "mirage": ("MIRAGE", None),
+    "mirage-query": ("MIRAGE (query-aware)", None),
+}
+LEDGER_COLUMNS = ("profile", "chapter", "model", "questions", "answered", "not_answerable", "errors", "not_run", "reason")
+
+
+def model_specs(profile: str, names: str, runs: str = "runs") -> dict[str, str | None]:
+    """Label -> backend spec for a notebook's comma-separated `models` on `profile`; None: not available there."""
+    specs: dict[str, str | None] = {}
+    for name in (n.strip() for n in str(names).split(",") if n.strip()):
+        if name not in SYNTH_MODELS:
+            specs[name] = name
+        elif profile == "synth":
+            specs[name] = trained_here(name, runs)
+        else:
+            label, spec = COCO_COUNTERPARTS[name]
+            specs[label] = spec
+    return specs
+
+
+def record_run(results: pd.DataFrame, chapter: str, profile: str, ledger: str | Path = "build/ledger") -> Path:
+    """Write what `chapter` ran (per model: questions answered, over the limits, failed, not run and why)."""
+    rows = []
+    for model, group in results.groupby("model", sort=False):
+        status = group["status"]
+        skipped = group[status == "not_run"]
+        rows.append({
+            "profile": profile,
+            "chapter": chapter,
+            "model": model,
+            "questions": len(group),
+            "answered": int(status.isin(["ok", "unparsed"]).sum()),
+            "not_answerable": int(status.str.startswith("not_answerable").sum()),
+            "errors": int((status == "error").sum()),
+            "not_run": len(skipped),
+            "reason": next((r for r in skipped["raw"] if isinstance(r, str) and r), ""),
+        })
+    path = Path(ledger) / f"{chapter}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    pd.DataFrame(rows, columns=list(LEDGER_COLUMNS)).to_csv(partial, index=False)
+    partial.replace(path)
+    return path
+
+
+def _cell(row: pd.Series) -> str:
+    if row["not_run"] == row["questions"]:
+        return f"not run: {row['reason'] or 'unavailable'}"
+    parts = [f"{row['answered']} answered"]
+    if row["not_answerable"]:
+        parts.append(f"{row['not_answerable']} not answerable")
+    if row["errors"]:
+        parts.append(f"{row['errors']} errors")
+    if row["not_run"]:
+        parts.append(f"{row['not_run']} not run: {row['reason']}")
+    return ", ".join(parts)
+
+
+def what_was_run(profile: str, ledger: str | Path = "build/ledger") -> pd.DataFrame:
+    """Model x chapter: how many questions each model answered in each chapter, or why it was not run."""
+    files = sorted(Path(ledger).glob("*.csv"))
+    if not files:
+        return pd.DataFrame()
+    table = pd.concat([pd.read_csv(f, keep_default_na=False) for f in files], ignore_index=True)
+    table = table[table["profile"] == profile]
+    cells = table.assign(cell=table.apply(_cell, axis=1))
+    return cells.pivot(index="model", columns="chapter", values="cell").fillna("—")
+
+
+def notebook_parameters(notebook: str | Path) -> pd.DataFrame:
+    """The `parameters` cell of a jupytext notebook: name, default and the comment beside it."""
+    cells = [c for c in jupytext.read(notebook).cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not cells:
+        return pd.DataFrame(columns=["parameter", "default"])
+    source = cells[0].source
+    lines = source.splitlines()
+    rows = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            comment = lines[node.end_lineno - 1][node.end_col_offset :].strip().removeprefix("#").strip()
+            rows.append({"parameter": node.targets[0].id, "default": repr(ast.literal_eval(node.value)), "meaning": comment})
+    return pd.DataFrame(rows)

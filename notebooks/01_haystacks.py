@@ -52,7 +52,7 @@ display(Markdown(
 # question in Yes or No: "* followed by the question.
 
 # %%
-example = questions[questions["size"] == size].iloc[0].to_dict()
+example = next(iter(qs.build_questions(catalog, mode, size, 2, seed)))
 plots.haystack_grid(catalog, example);
 
 # %% [markdown]

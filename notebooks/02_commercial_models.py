@@ -28,16 +28,17 @@ sizes = "1,2,3,5,10,20,50,100"  # haystack sizes
 per_size = 10  # questions per size (even: yes/no pairs)
 models = "openai:gpt-4o,anthropic:claude-3-opus-20240229,gemini:gemini-1.5-pro"  # backend specs
 max_requests = 200  # at most this many paid calls per model
+runs = "runs"  # where `make models` put the synth checkpoints (if a model trained here is named)
 
 # %%
 import pandas as pd
 
 from vhs import plots
-from vhs.book import record_run
+from vhs.book import model_specs, record_run
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.eval.cache import ResponseCache
-from vhs.eval.runner import RunOptions, evaluate
+from vhs.eval.runner import RunOptions, evaluate_models
 from vhs.metrics import summarize
 from vhs.paper import paper_curve
 from vhs.paths import data_root
@@ -46,10 +47,7 @@ catalog = load_profile_catalog(profile)
 size_list = tuple(int(s) for s in str(sizes).split(","))
 questions = list(qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False))
 cache = ResponseCache(data_root() / "cache.sqlite")
-results = pd.concat(
-    [evaluate(model, questions, cache, RunOptions(max_requests=max_requests)) for model in str(models).split(",")],
-    ignore_index=True,
-)
+results = evaluate_models(model_specs(profile, models, runs), questions, cache, RunOptions(max_requests=max_requests))
 record_run(results, "2 commercial models", profile)
 summary = summarize(results)
 

@@ -49,10 +49,11 @@
 # make reproduce PROFILE=coco
 # ```
 #
-# On coco each chapter's synth model stands for its real counterpart: synth-llava for
-# `hf:llava-hf/llava-1.5-7b-hf` and synth-caption for LLaVA captions read by
-# `hf:meta-llama/Meta-Llama-3-8B-Instruct`, downloaded on first use; the CLIP-style retriever and
-# MIRAGE are not built for coco yet and appear as not run. A commercial model without its key
+# On coco each chapter's synth model stands for its real counterpart, downloaded on first use:
+# synth-llava for `hf:llava-hf/llava-1.5-7b-hf?context=2048` (the 2,048-token window it was trained
+# with, as in the paper) and synth-caption for LLaVA captions read by
+# `hf:meta-llama/Meta-Llama-3-8B-Instruct`; the CLIP-style retriever and MIRAGE are not built for
+# coco yet and appear as not run. A commercial model without its key
 # appears as not run; with it, chapter 2 asks at most `max_requests` paid questions per model.
 # Any OpenAI-compatible server (vLLM, SGLang, llama.cpp) is a model too:
 # `-p models "openai:Qwen/Qwen2-VL-7B-Instruct@http://127.0.0.1:8000/v1"`.
@@ -77,7 +78,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from vhs.book import notebook_parameters, what_was_run
+from vhs import plots
+from vhs.book import notebook_parameters, read_ledger, what_was_run
 
 # %% [markdown]
 # ## Every notebook's parameters
@@ -95,6 +97,10 @@ for source in sorted(Path(notebooks).glob("*.py")):
 # context or payload limit), and why a model was not run. The introduction shows the same table.
 
 # %%
-ran = what_was_run(profile)
+ledger = read_ledger(profile)
+plots.run_overview(ledger);
+
+# %%
+ran = what_was_run(ledger)
 glue("what_was_run", ran, display=False)
 ran

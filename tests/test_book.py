@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vhs.book import model_specs, notebook_parameters, record_run, what_was_run
+from vhs.book import model_specs, notebook_parameters, read_ledger, record_run, what_was_run
 from vhs.eval.runner import RESULT_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -15,7 +15,7 @@ def test_model_specs_map_synth_names_per_profile_and_pass_specs_through() -> Non
         "synth-llava": "synth-llava:r/synth-llava", "mirage-query": "mirage:r/mirage-query", "openai:gpt-4o": "openai:gpt-4o"
     }
     assert model_specs("coco", "synth-llava,synth-caption,mirage,clip-retrieve") == {
-        "LLaVA-v1.5-7B": "hf:llava-hf/llava-1.5-7b-hf", "Caption (LLaVA + Llama-3)": "caption:llava-hf/llava-1.5-7b-hf", "MIRAGE": None, "clip-retrieve": None
+        "LLaVA-v1.5-7B": "hf:llava-hf/llava-1.5-7b-hf?context=2048", "Caption (LLaVA + Llama-3)": "caption:llava-hf/llava-1.5-7b-hf", "MIRAGE": None, "clip-retrieve": None
     }
 
 
@@ -29,12 +29,12 @@ def test_the_ledger_says_what_each_chapter_ran_and_why_not(tmp_path: Path) -> No
     record_run(three, "3 single-needle", "synth", tmp_path)
     record_run(_results("llava", ["ok", "error"]), "4 multi-needle", "synth", tmp_path)
     record_run(_results("llava", ["ok"]), "4 multi-needle", "coco", tmp_path / "other")
-    table = what_was_run("synth", tmp_path)
+    table = what_was_run(read_ledger("synth", tmp_path))
     assert table.to_dict() == {
         "3 single-needle": {"gpt": "not run: no API key", "llava": "2 answered, 1 not answerable"},
         "4 multi-needle": {"gpt": "—", "llava": "1 answered, 1 errors"},
     }
-    assert what_was_run("coco", tmp_path).empty
+    assert read_ledger("coco", tmp_path).empty and what_was_run(read_ledger("coco", tmp_path)).empty
 
 
 def test_notebook_parameters_read_names_defaults_and_comments() -> None:

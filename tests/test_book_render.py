@@ -64,3 +64,10 @@ def test_a_screenshot_of_the_chapter_is_not_blank(browser: str, tmp_path: Path, 
     subprocess.run([browser, *FLAGS, "--window-size=1200,2400", f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True, cwd=tmp_path)
     colours = Image.open(shot).convert("L").getextrema()
     assert colours[1] - colours[0] > 100, "the screenshot is one flat colour"
+
+
+def test_the_introduction_shows_the_table_of_what_was_run(browser: str) -> None:
+    dom = rendered_dom(browser, HTML / "book" / "intro.html")
+    assert 'id="what-was-run-in-this-build"' in dom, "intro.html: no 'What was run' section"
+    section = dom.split('id="what-was-run-in-this-build"', 1)[1].split('id="our-rules-where-the-paper-is-silent"', 1)[0]
+    assert "<table" in section and "answered" in section, "intro.html: the table of what was run is missing (glued from chapter 9)"

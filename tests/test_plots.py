@@ -65,3 +65,11 @@ def test_cost_figure_plots_seconds_and_tokens_on_log_axes() -> None:
     axes = plots.cost_vs_size(costs).axes
     assert [ax.get_ylabel() for ax in axes] == ["seconds per question", "LM input tokens per question"]
     assert all(ax.get_xscale() == ax.get_yscale() == "log" for ax in axes)
+
+
+def test_run_overview_stacks_each_chapters_questions_by_outcome() -> None:
+    ledger = pd.DataFrame({"chapter": ["3 single", "3 single"], "model": ["a", "b"], "answered": [8, 0], "not_answerable": [2, 0], "errors": [0, 0], "not_run": [0, 10]})
+    ax = plots.run_overview(ledger).axes[0]
+    widths = [(round(p.get_x()), round(p.get_width())) for p in ax.patches]
+    assert widths == [(0, 8), (0, 0), (8, 2), (0, 0), (10, 0), (0, 0), (10, 0), (0, 10)]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["3 single · a", "3 single · b"]

@@ -19,7 +19,7 @@ from vhs.models.registry import trained_here
 SYNTH_MODELS = ("synth-llava", "synth-caption", "clip-retrieve", "mirage", "mirage-query")
 # The coco profile's counterpart of each model trained here: (label, spec), or (label, None) with the reason.
 COCO_COUNTERPARTS: dict[str, tuple[str, str | None]] = {
-    "synth-llava": ("LLaVA-v1.5-7B", "hf:llava-hf/llava-1.5-7b-hf"),
+    "synth-llava": ("LLaVA-v1.5-7B", "hf:llava-hf/llava-1.5-7b-hf?context=2048"),  # trained with 2,048 tokens: about 3 images
     "synth-caption": ("Caption (LLaVA + Llama-3)", "caption:llava-hf/llava-1.5-7b-hf"),
     "clip-retrieve": ("clip-retrieve", None),
     "mirage": ("MIRAGE", None),
@@ -80,14 +80,20 @@ def _cell(row: pd.Series) -> str:
     return ", ".join(parts)
 
 
-def what_was_run(profile: str, ledger: str | Path = "build/ledger") -> pd.DataFrame:
-    """Model x chapter: how many questions each model answered in each chapter, or why it was not run."""
+def read_ledger(profile: str, ledger: str | Path = "build/ledger") -> pd.DataFrame:
+    """Every chapter's record (`record_run`) for `profile`, one row per chapter and model."""
     files = sorted(Path(ledger).glob("*.csv"))
     if not files:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=list(LEDGER_COLUMNS))
     table = pd.concat([pd.read_csv(f, keep_default_na=False) for f in files], ignore_index=True)
-    table = table[table["profile"] == profile]
-    cells = table.assign(cell=table.apply(_cell, axis=1))
+    return table[table["profile"] == profile].reset_index(drop=True)
+
+
+def what_was_run(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Model x chapter: how many questions each model answered in each chapter, or why it was not run."""
+    if ledger.empty:
+        return pd.DataFrame()
+    cells = ledger.assign(cell=ledger.apply(_cell, axis=1))
     return cells.pivot(index="model", columns="chapter", values="cell").fillna("—")
 
 

@@ -59,7 +59,7 @@ def question_statistics(questions: pd.DataFrame) -> Figure:
     axes[0].set_ylim(0, 1)
     axes[0].set_title("answer balance")
     large = questions[questions["size"] >= 10]
-    deciles = large.apply(lambda q: [10 * p // q["size"] for p in q["needle_positions"]], axis=1).explode().astype(int)
+    deciles = pd.Series([10 * p // size for size, positions in zip(large["size"], large["needle_positions"]) for p in positions], dtype=int)
     sns.histplot(deciles, bins=10, binrange=(0, 10), color="#55a868", ax=axes[1])
     axes[1].set_xlabel("needle depth decile (0 = first tenth of the haystack)")
     axes[1].set_title("needle positions (sizes >= 10)")
@@ -161,6 +161,25 @@ def cost_vs_size(costs: pd.DataFrame) -> Figure:
         ax.set_yscale("log")
         ax.set_xlabel("haystack size (images)")
         ax.set_ylabel(label)
+    fig.tight_layout()
+    return fig
+
+
+def run_overview(ledger: pd.DataFrame) -> Figure:
+    """What was run: per chapter and model, the questions answered, not answerable (over a limit),
+    failed, and not run, as stacked horizontal bars (`vhs.book.read_ledger` rows)."""
+    parts = {"answered": "#4c72b0", "not_answerable": "#dd8452", "errors": "#c44e52", "not_run": "#bbbbbb"}
+    rows = ledger.sort_values(["chapter", "model"]).reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(9, 0.28 * max(len(rows), 4) + 1))
+    left = np.zeros(len(rows))
+    for column, colour in parts.items():
+        values = rows[column].to_numpy(dtype=float) if len(rows) else left
+        ax.barh(np.arange(len(rows)), values, left=left, color=colour, label=column.replace("_", " "))
+        left += values
+    ax.set_yticks(np.arange(len(rows)), [f"{c} · {m}" for c, m in zip(rows["chapter"], rows["model"])], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("questions")
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
 

@@ -18,6 +18,7 @@ from vhs.eval.runner import RunOptions, evaluate
 from vhs.models.base import ImageRef, Request
 from vhs.models.synth_caption import SynthCaptionBackend
 from vhs.synth.scenes import write_synth_dataset
+from vhs.synth_models.caption_lm import caption_names, read_captions
 from vhs.synth_models.captioner import Captioner, balanced_threshold
 from vhs.synth_models.clip import Clip, pad
 from vhs.synth_models.data import SYNTH_TRAIN, load_pixels, patch_labels, to_float, training_catalog
@@ -161,3 +162,14 @@ def test_synth_caption_counts_a_haystack_too_long_to_number_without_captioning(r
     images = tuple(ImageRef(i, Path(f"/nowhere/{i}.png"), f"{i:064x}", 0) for i in range(1000))  # unreadable: captioning them would fail
     request = Request("prompt", {"question": "For the image with a red circle, is there a blue star?"}, images)
     assert backend.prompt_tokens(request) == 4000 > backend.limits.context_tokens
+
+
+def test_captions_read_literally_answer_by_the_images_that_name_the_anchor() -> None:
+    captions = ["a red circle , a blue star", "an orange cross", "a red circle", "nothing"]
+    single = {"anchor": "red circle", "target": "blue star", "quantifier": None}
+    assert caption_names(captions[0]) == {"red circle", "blue star"} and caption_names("nothing") == set()
+    assert read_captions(captions, single) == "yes"
+    assert read_captions(captions, {**single, "quantifier": "all"}) == "no"  # the third image names the anchor, not the target
+    assert read_captions(captions, {**single, "quantifier": "any"}) == "yes"
+    assert read_captions(captions[1:], {**single, "target": "orange cross"}) == "no"
+    assert read_captions(captions, {**single, "anchor": "green star"}) is None  # no caption names it: the true answer is used

@@ -66,6 +66,22 @@ class SynthCaptionLM(Checkpointable):
         return yes_or_no(self.answer_logits(prompts), self.tokenizer.yes, self.tokenizer.no)
 
 
+def caption_names(caption: str) -> set[str]:
+    """The category names a caption lists: "a red circle , an orange star" -> {"red circle", "orange star"}."""
+    return {item.split(" ", 1)[1] for item in caption.split(" , ") if " " in item}
+
+
+def read_captions(captions: list[str], question: dict) -> str | None:
+    """The answer the captions give when read literally: the images whose caption names the anchor
+    decide it (single needle and "any": one of them names the target; "all": every one does);
+    None when no caption names the anchor."""
+    holders = [names for names in map(caption_names, captions) if question["anchor"] in names]
+    if not holders:
+        return None
+    named = [question["target"] in names for names in holders]
+    return "yes" if (all(named) if question.get("quantifier") == "all" else any(named)) else "no"
+
+
 def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: int, batch: int = 128, lr: float = 3e-3) -> tuple[SynthCaptionLM, dict[str, list[float]]]:
     """Train the LM in two phases (the curve keeps each):
 
@@ -73,7 +89,9 @@ def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: i
        "pretraining" every later model starts from. The LM sits on a plateau at chance for ~600
        steps of 128 before it finds the word that matches the question's target (measured);
     2. haystacks (1/4, batches of a quarter the size): questions over 1-8 images, read from the
-       captioner's own captions, at a third of the learning rate.
+       captioner's own captions, at a third of the learning rate, answered as those captions say
+       (`read_captions`; the true answer where no caption names the anchor): the LM learns to read
+       what it is given, not to second-guess the captioner.
     """
     torch.manual_seed(seed)
     config = CaptionLMConfig(width=captioner.config.width, categories=list(captioner.config.categories), threshold=captioner.config.threshold)
@@ -93,9 +111,10 @@ def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: i
     def phase(questions: list[dict], captions: list[str], batch: int) -> Callable[[int], torch.Tensor]:
         def loss_at(step: int) -> torch.Tensor:
             chosen = [questions[(step * batch + i) % len(questions)] for i in range(batch)]
-            prompts = [model.prompt_ids([captions[r] for r in catalog.rows_of(q["image_ids"])], q["question"]) for q in chosen]
-            target = torch.tensor(model.tokenizer.answers(chosen))
-            return F.cross_entropy(model.answer_logits(prompts), target)
+            shown = [[captions[r] for r in catalog.rows_of(q["image_ids"])] for q in chosen]
+            prompts = [model.prompt_ids(c, q["question"]) for c, q in zip(shown, chosen, strict=True)]
+            literal = [{**q, "answer": read_captions(c, q) or q["answer"]} for c, q in zip(shown, chosen, strict=True)]
+            return F.cross_entropy(model.answer_logits(prompts), torch.tensor(model.tokenizer.answers(literal)))
 
         return loss_at
 

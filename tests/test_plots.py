@@ -62,8 +62,9 @@ def test_position_figure_has_a_panel_per_model_and_paper_model() -> None:
 
 def test_cost_figure_plots_seconds_and_tokens_on_log_axes() -> None:
     costs = pd.DataFrame({"model": ["a", "a", "b"], "size": [1, 10, 1], "seconds": [0.1, 1.0, 0.2], "tokens": [10.0, 100.0, float("nan")]})
-    axes = plots.cost_vs_size(costs).axes
+    axes = plots.cost_vs_size(costs, ["c"]).axes
     assert [ax.get_ylabel() for ax in axes] == ["seconds per question", "LM input tokens per question"]
+    assert [t.get_text() for t in axes[0].texts] == ["not run: c"]
     assert all(ax.get_xscale() == ax.get_yscale() == "log" for ax in axes)
 
 

@@ -147,12 +147,15 @@ def accuracy_vs_position(summary: pd.DataFrame, paper: pd.DataFrame | None = Non
     return fig
 
 
-def cost_vs_size(costs: pd.DataFrame) -> Figure:
-    """Seconds per question and LM input tokens per question against haystack size, one line per model.
+def cost_vs_size(costs: pd.DataFrame, not_run: list[str] | tuple[str, ...] = ()) -> Figure:
+    """Seconds per question and LM input tokens per question against haystack size, one line per
+    model; the models in `not_run` are named under the axes.
 
     `costs` has `model`, `size`, `seconds` and `tokens` (one row per answered question).
     """
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    if not_run:
+        axes[0].text(0.0, -0.22, "not run: " + ", ".join(sorted(not_run)), transform=axes[0].transAxes, fontsize=8)
     for ax, column, label in zip(axes, ("seconds", "tokens"), ("seconds per question", "LM input tokens per question")):
         shown = costs.dropna(subset=[column])
         if len(shown):

@@ -4,8 +4,8 @@ ran, and the parameters each notebook takes.
 Each chapter names its models by their synth names (`synth-llava`, `synth-caption`,
 `clip-retrieve`, `mirage`, `mirage-query`). On the synth profile they are the checkpoints trained
 here (`make models`); on the coco profile each stands for its real counterpart, or for nothing yet
-(`None`: `evaluate_models` reports it "not run", not built for this profile yet). Any other name is taken as a backend spec
-(`openai:gpt-4o`, `hf:…`) on either profile.
+(`None`, which `evaluate_models` reports "not run: not built for this profile yet"). Any other name
+is taken as a backend spec (`openai:gpt-4o`, `hf:…`) on either profile.
 """
 
 import ast
@@ -17,7 +17,7 @@ import pandas as pd
 from vhs.models.registry import trained_here
 
 SYNTH_MODELS = ("synth-llava", "synth-caption", "clip-retrieve", "mirage", "mirage-query")
-# The coco profile's counterpart of each model trained here: (label, spec), or (label, None) with the reason.
+# The coco profile's counterpart of each model trained here: (label, spec), or (label, None) if not built yet.
 COCO_COUNTERPARTS: dict[str, tuple[str, str | None]] = {
     "synth-llava": ("LLaVA-v1.5-7B", "hf:llava-hf/llava-1.5-7b-hf?context=2048"),  # trained with 2,048 tokens: about 3 images
     "synth-caption": ("Caption (LLaVA + Llama-3)", "caption:llava-hf/llava-1.5-7b-hf"),

@@ -41,6 +41,7 @@ from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import evaluate_models, run_backend
+from vhs.metrics import SCORED
 from vhs.models.registry import load_backend
 from vhs.paths import data_root
 
@@ -51,7 +52,7 @@ cache = ResponseCache(data_root() / "cache.sqlite")
 specs = model_specs(profile, models, runs)
 results = evaluate_models(specs, questions, cache)
 record_run(results, "8 cost and speed", profile)
-answered = results[results["status"].isin(["ok", "unparsed"])]
+answered = results[results["status"].isin(SCORED)]
 costs = answered.rename(columns={"latency": "seconds", "input_tokens": "tokens"})[["model", "size", "seconds", "tokens"]].astype({"tokens": "float64"})
 
 # %% [markdown]

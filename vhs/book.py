@@ -14,6 +14,7 @@ from pathlib import Path
 import jupytext
 import pandas as pd
 
+from vhs.metrics import SCORED
 from vhs.models.registry import trained_here
 
 SYNTH_MODELS = ("synth-llava", "synth-caption", "clip-retrieve", "mirage", "mirage-query")
@@ -53,7 +54,7 @@ def record_run(results: pd.DataFrame, chapter: str, profile: str, ledger: str | 
             "chapter": chapter,
             "model": model,
             "questions": len(group),
-            "answered": int(status.isin(["ok", "unparsed"]).sum()),
+            "answered": int(status.isin(SCORED).sum()),
             "not_answerable": int(status.str.startswith("not_answerable").sum()),
             "errors": int((status == "error").sum()),
             "not_run": len(skipped),
@@ -101,7 +102,7 @@ def notebook_parameters(notebook: str | Path) -> pd.DataFrame:
     """The `parameters` cell of a jupytext notebook: name, default and the comment beside it."""
     cells = [c for c in jupytext.read(notebook).cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if not cells:
-        return pd.DataFrame(columns=["parameter", "default"])
+        return pd.DataFrame(columns=["parameter", "default", "meaning"])
     source = cells[0].source
     lines = source.splitlines()
     rows = []

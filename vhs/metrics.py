@@ -81,9 +81,13 @@ def needle_depth(results: pd.DataFrame) -> pd.Series:
     position study measures it: the index over size − 1 in haystacks of up to DEPTH_BUCKETS images,
     the middle of the needle's depth bucket (tenth of the haystack) in larger ones."""
     size = results["size"]
-    index_depth = results["position"] / (size - 1).clip(lower=1)
     bucket = (results["position"] * DEPTH_BUCKETS // size).clip(upper=DEPTH_BUCKETS - 1)
-    return index_depth.where(size <= DEPTH_BUCKETS, bucket_depth(bucket))
+    return index_depth(results["position"], size).where(size <= DEPTH_BUCKETS, bucket_depth(bucket))
+
+
+def index_depth(position: pd.Series, size: pd.Series) -> pd.Series:
+    """The depth (0 to 1) of needle index `position` in a haystack of `size` images."""
+    return position / (size - 1).clip(lower=1)
 
 
 def bucket_depth(bucket: pd.Series) -> pd.Series:

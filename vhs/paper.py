@@ -8,7 +8,7 @@ from importlib import resources
 
 import pandas as pd
 
-from vhs.metrics import bucket_depth
+from vhs.metrics import bucket_depth, index_depth
 
 # Our model specs -> the paper's names for the same models.
 PAPER_NAMES: dict[str, str] = {
@@ -50,4 +50,4 @@ index, or its depth bucket, a tenth of the haystack, above 10 images, as `note` 
     rows = table[(table["task"] == "position") & table["source"].str.startswith(source)].dropna(subset=["accuracy", "size"])
     rows = rows.assign(position=rows["position"].astype(int), size=rows["size"].astype(int))
     by_bucket = rows["note"].fillna("").str.startswith("depth bucket")
-    return rows.assign(depth=bucket_depth(rows["position"]).where(by_bucket, rows["position"] / (rows["size"] - 1).clip(lower=1)))
+    return rows.assign(depth=bucket_depth(rows["position"]).where(by_bucket, index_depth(rows["position"], rows["size"])))

@@ -1,5 +1,7 @@
 """The book's figures (seaborn/matplotlib). Each function returns a Figure and touches no global state."""
 
+from collections.abc import Iterable
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -109,11 +111,16 @@ def _accuracy_panel(ax: plt.Axes, summary: pd.DataFrame, paper: pd.DataFrame | N
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("haystack size (images)")
     ax.set_ylabel("accuracy")
-    not_run = sorted(set(summary.loc[summary["not_run"], "model"]))
-    if not_run:
-        ax.text(0.0, -0.22, "not run: " + ", ".join(not_run), transform=ax.transAxes, fontsize=8)
+    _name_not_run(ax, summary.loc[summary["not_run"], "model"])
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="lower left")
+
+
+def _name_not_run(ax: plt.Axes, models: Iterable[str]) -> None:
+    """Name the models that were not run under the axes, so a figure drops none silently."""
+    names = sorted(set(models))
+    if names:
+        ax.text(0.0, -0.22, "not run: " + ", ".join(names), transform=ax.transAxes, fontsize=8)
 
 
 def accuracy_vs_position(summary: pd.DataFrame, paper: pd.DataFrame | None = None, columns: int = 3) -> Figure:
@@ -147,15 +154,14 @@ def accuracy_vs_position(summary: pd.DataFrame, paper: pd.DataFrame | None = Non
     return fig
 
 
-def cost_vs_size(costs: pd.DataFrame, not_run: list[str] | tuple[str, ...] = ()) -> Figure:
+def cost_vs_size(costs: pd.DataFrame, not_run: Iterable[str] = ()) -> Figure:
     """Seconds per question and LM input tokens per question against haystack size, one line per
     model; the models in `not_run` are named under the axes.
 
     `costs` has `model`, `size`, `seconds` and `tokens` (one row per answered question).
     """
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    if not_run:
-        axes[0].text(0.0, -0.22, "not run: " + ", ".join(sorted(not_run)), transform=axes[0].transAxes, fontsize=8)
+    _name_not_run(axes[0], not_run)
     for ax, column, label in zip(axes, ("seconds", "tokens"), ("seconds per question", "LM input tokens per question")):
         shown = costs.dropna(subset=[column])
         if len(shown):

@@ -23,6 +23,7 @@ from vhs.synth_models.captioner import Captioner, balanced_threshold
 from vhs.synth_models.clip import Clip, pad
 from vhs.synth_models.data import SYNTH_TRAIN, load_pixels, patch_labels, to_float, training_catalog
 from vhs.synth_models.llava import SynthLlava
+from vhs.synth_models.lm import LMConfig, TinyLM
 from vhs.synth_models.tokenizer import Tokenizer
 from vhs.synth_models.train import train_model
 
@@ -173,3 +174,14 @@ def test_captions_read_literally_answer_by_the_images_that_name_the_anchor() -> 
     assert read_captions(captions, {**single, "quantifier": "any"}) == "yes"
     assert read_captions(captions[1:], {**single, "target": "orange cross"}) == "no"
     assert read_captions(captions, {**single, "anchor": "green star"}) is None  # no caption names it: the true answer is used
+
+
+def test_a_fresh_lm_attends_most_to_earlier_copies_of_the_current_word() -> None:
+    torch.manual_seed(0)
+    lm = TinyLM(LMConfig(vocab=50))
+    block = lm.blocks[0]
+    ids = torch.tensor([[7, 3, 9, 12, 5, 30, 3]])  # the last word, 3, also appears at position 1
+    q, k, _ = block.qkv(block.norm1(lm.words(ids))).split(lm.config.width, dim=2)
+    scores = (q[0, -1] * k[0, :-1]).sum(-1)
+    assert int(scores.argmax()) == 1
+    assert torch.equal(block.qkv.weight[: lm.config.width], block.qkv.weight[lm.config.width : 2 * lm.config.width])

@@ -1,6 +1,6 @@
 """The image encoder and its CLIP-style text partner.
 
-The image encoder (a 4-layer CNN) turns a 64x64 scene into an 8x8 grid of patch features: 64
+The image encoder (a residual CNN) turns a 64x64 scene into an 8x8 grid of patch features: 64
 tokens, the vision tower of every synth model. Training has two phases (ours, chosen to fit a CPU
 budget; CLIP itself learns everything contrastively):
 1. the encoder learns which objects each image holds (image-level presence through a smooth max over
@@ -42,19 +42,38 @@ class ClipConfig:
     categories: int = 25
 
 
+def conv_bn_gelu(channels_in: int, channels_out: int, stride: int) -> list[nn.Module]:
+    """A 3x3 convolution, BatchNorm and GELU."""
+    return [nn.Conv2d(channels_in, channels_out, 3, stride=stride, padding=1), nn.BatchNorm2d(channels_out), nn.GELU()]
+
+
+class ResidualBlock(nn.Module):
+    """x -> gelu(x + bn(conv(gelu(bn(conv(x)))))): two 3x3 convolutions at one resolution."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*conv_bn_gelu(channels, channels, 1), nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x + self.body(x))
+
+
 class ImageEncoder(nn.Module):
-    """64x64 RGB -> (64 patches, width): three stride-2 convolutions and a learned position per patch.
+    """64x64 RGB -> (64 patches, width): three stride-2 convolutions, a residual block after the second
+    and the third, and a learned position per patch.
 
     BatchNorm, not GroupNorm: measured at 600 steps, best balanced presence accuracy 89.5% against
-    87.8%, and 10% faster per step.
+    87.8%, and 10% faster per step. The residual blocks (measured at 1,000 steps, 4,000 evaluation
+    scenes): balanced presence accuracy 92.4% -> 97.8%, and the chance that an image holding a
+    category outscores 999 images without it 0.40 -> 0.88, for 2.3x the time per step. Two blocks at
+    8x8 only reached 96.8% / 0.79: a small object's shape is read at 16x16.
     """
 
     def __init__(self, width: int) -> None:
         super().__init__()
         self.convs = nn.Sequential(
-            nn.Conv2d(3, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.GELU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.GELU(),
-            nn.Conv2d(64, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.GELU(),
+            *conv_bn_gelu(3, 32, 2), *conv_bn_gelu(32, 64, 2), ResidualBlock(64),
+            *conv_bn_gelu(64, width, 2), ResidualBlock(width),
             nn.Conv2d(width, width, 3, padding=1),
         )
         self.position = nn.Parameter(torch.zeros(1, 64, width))

@@ -78,6 +78,8 @@ class TinyLM(nn.Module):
                 nn.init.normal_(module.weight, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
+        for block in self.blocks:
+            tie_query_key(block.qkv, config.width)
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         """(B, T, width) -> (B, T, vocab) logits; T must not exceed the context."""
@@ -85,6 +87,19 @@ class TinyLM(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.norm(x) @ self.words.weight.T
+
+
+def tie_query_key(qkv: nn.Linear, width: int) -> None:
+    """Start the keys' projection equal to the queries', so every token attends most to copies of itself.
+
+    Every synth answer asks whether a word (the target's name) appeared earlier; with independent
+    random projections the reader sat at chance until step 600-700 or, for some initialisations,
+    past the end of its 900-step reading phase (final loss 0.56). With the projections tied at the
+    start (they train apart freely), measured on the same data: out of the plateau at step 522
+    (seed 0; 390 with a 0.05 std), final loss 0.018.
+    """
+    with torch.no_grad():
+        qkv.weight[width : 2 * width] = qkv.weight[:width]
 
 
 def last_logits(logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

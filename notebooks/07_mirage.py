@@ -26,7 +26,7 @@
 profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
 seed = 0  # question seed
 sizes = "1,10,100,1000,10000"  # haystack sizes
-per_size = 20  # questions per size (even: yes/no pairs)
+per_size = 50  # questions per size (even: yes/no pairs)
 models = "mirage,mirage-query,synth-llava,clip-retrieve"  # models trained here (or their coco counterparts), or backend specs
 runs = "runs"  # where `make models` put the synth checkpoints
 

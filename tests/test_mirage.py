@@ -13,7 +13,7 @@ from vhs.data.catalog import Catalog
 from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import RunOptions, evaluate
 from vhs.mirage.model import Mirage, MirageConfig
-from vhs.mirage.retriever import select
+from vhs.mirage.retriever import Retriever, select
 from vhs.mirage.store import FeatureStore
 from vhs.mirage.train import NOISE_FRACTION, caption_alignment, relevance_loss, slot_targets, with_noise
 from vhs.models.base import ImageRef
@@ -41,6 +41,18 @@ def test_selection_keeps_the_best_when_none_passes_else_the_top_k() -> None:
     assert select(torch.tensor([0.5, 0.1]), k=1) == [0]  # 0.5 passes
     assert select(torch.tensor([0.9, 0.2]), k=3) == [0, 1]  # top-k of all, even below the threshold
     assert select(torch.tensor([]), k=1) == []
+
+
+def test_a_fresh_retriever_tells_the_anchor_from_the_target_and_matches_its_word() -> None:
+    torch.manual_seed(0)
+    retriever = Retriever(width=16, tokens=2, max_question=6, layers=2, heads=2)
+    words = torch.randn(1, 6, 16)
+    swapped = words[:, [0, 1, 5, 3, 4, 2]]  # the anchor (word 2) and the target (word 5) trade places
+    images = torch.randn(3, 2, 16)
+    assert not torch.allclose(retriever(images, words), retriever(images, swapped))
+    assert torch.equal(retriever.question.weight, torch.eye(16))
+    weight = retriever.encoder.layers[0].self_attn.in_proj_weight
+    assert torch.equal(weight[:16], weight[16:32])
 
 
 def test_a_missed_needle_costs_five_times_a_false_alarm() -> None:

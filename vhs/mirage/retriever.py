@@ -1,14 +1,27 @@
 """The retriever: one relevance logit per image, each image scored on its own, and the selection rule.
 
 A small transformer encoder reads [the image's K projected tokens ; the question's word embeddings
-through a linear projection] plus learned positions (zero at the start, so they add no noise before
-they have learned something); the mean over real tokens goes through a linear layer to one logit.
+through a linear projection] plus learned positions; the mean over real tokens goes through a linear
+layer to one logit.
+
+How it starts (ours): the caption stage has already put an object's word embedding into the image
+tokens, so the question's projection starts as the identity (the anchor's word and the tokens that
+carry it are alike from step 0), the attention's keys start tied to its queries (alike tokens attend
+to each other, `tie_query_key`), and the positions start random (std 0.05), so the anchor (word 5)
+and the target (the last word) differ before anything is learned. With zero positions, an untrained
+projection and independent keys, the held-out recall@1 at 20 images sat near 0.2 through the whole
+retriever stage and half of co-training, then rose to 0.875; started this way it was 0.89 a fifth of
+the way into the retriever stage and ended at 0.95 (same data and seed), and recall@1 on evaluation
+haystacks rose from 0.85 / 0.50 / 0.05 to 0.95 / 0.725 / 0.25 at 100 / 1,000 / 10,000 images.
 """
 
 import torch
 from torch import nn
 
+from vhs.synth_models.lm import tie_query_key
+
 TOP_K = {"single": 1, "all": 3, "any": 3}  # images kept: 1 for a single-needle question, 3 for multi-needle
+POSITION_STD = 0.05  # the positions' initial spread, below the word embeddings' own (about 0.08 per dimension)
 
 
 class Retriever(nn.Module):
@@ -22,6 +35,12 @@ class Retriever(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
         self.score = nn.Linear(width, 1)
+        nn.init.normal_(self.position, std=POSITION_STD)
+        with torch.no_grad():
+            self.question.weight.copy_(torch.eye(width))
+            self.question.bias.zero_()
+        for layer in self.encoder.layers:
+            tie_query_key(layer.self_attn.in_proj_weight, width)
 
     def forward(self, images: torch.Tensor, question: torch.Tensor, question_mask: torch.Tensor | None = None) -> torch.Tensor:
         """`question_mask` (N, T) marks real question tokens when questions are padded."""

@@ -1,6 +1,6 @@
 """Seconds per question of `mirage:DIR` against haystack size, on warm feature caches, and peak memory.
 
-    .venv/bin/python benchmarks/bench_mirage.py [--model runs/mirage] [--sizes 1,10,100,1000,10000] [--questions 5]
+    .venv/bin/python benchmarks/bench_mirage.py [--model runs/mirage] [--sizes 1,10,100,1000,10000] [--questions 6]
 
 Questions are single-needle VHs questions on the synth evaluation split. Every image the questions use
 is put in the feature store first (timed apart, as the cold cost); then each question is answered with
@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="runs/mirage")
     parser.add_argument("--sizes", default="1,10,100,1000,10000")
-    parser.add_argument("--questions", type=int, default=5, help="questions timed per size")
+    parser.add_argument("--questions", type=int, default=6, help="questions timed per size (even: yes/no pairs)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -19,6 +19,13 @@ def test_model_specs_map_synth_names_per_profile_and_pass_specs_through() -> Non
     }
 
 
+def test_the_coco_mirage_runs_once_its_checkpoint_exists(tmp_path: Path) -> None:
+    assert model_specs("coco", "mirage,mirage-query", str(tmp_path)) == {"MIRAGE": None, "MIRAGE (query-aware)": None}
+    (tmp_path / "coco-mirage").mkdir()
+    (tmp_path / "coco-mirage" / "config.json").write_text("{}")
+    assert model_specs("coco", "mirage,mirage-query", str(tmp_path)) == {"MIRAGE": f"mirage:{tmp_path}/coco-mirage", "MIRAGE (query-aware)": None}
+
+
 def _results(model: str, statuses: list[str], raw: str | None = None) -> pd.DataFrame:
     rows = [{column: None for column in RESULT_COLUMNS} | {"model": model, "status": s, "raw": raw} for s in statuses]
     return pd.DataFrame(rows)

@@ -103,15 +103,16 @@ def refs(catalog: Catalog, count: int) -> list[ImageRef]:
 def test_feature_store_computes_each_image_once_and_keeps_it_on_disk(small_catalog: Catalog, tmp_path: Path) -> None:
     calls = []
 
-    def compute(pixels: torch.Tensor) -> torch.Tensor:
-        calls.append(len(pixels))
-        return pixels.float().mean(dim=(1, 2, 3)).unsqueeze(1)
+    def compute(images: list[ImageRef]) -> torch.Tensor:
+        calls.append(len(images))
+        return torch.tensor([[float(image.image_id)] for image in images])
 
     images = refs(small_catalog, 6)
     store = FeatureStore(tmp_path / "store", compute)
     first = store.of(images[:4])
     both = store.of([images[5], images[0], images[5], images[4]])
     assert calls == [4, 2] and store.computed == 6
+    assert both[:, 0].tolist() == [images[i].image_id for i in (5, 0, 5, 4)]
     assert torch.equal(both[1], first[0]) and torch.equal(both[0], both[2])
     reopened = FeatureStore(tmp_path / "store", compute)
     assert torch.equal(reopened.of(images), store.of(images)) and reopened.computed == 0 and calls == [4, 2]

@@ -139,6 +139,11 @@ def test_unknown_model_and_coco_profile_are_clear_errors(tmp_path: Path, capsys:
     assert main(["train", "synth-gpt", "--out", str(tmp_path)]) == 2
     assert "unknown model 'synth-gpt' to train" in capsys.readouterr().err
     assert main(["train", "synth-llava", "--profile", "coco", "--out", str(tmp_path)]) == 2
+    assert "only mirage and mirage-query train on the coco profile" in capsys.readouterr().err
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VHS_DATA", str(tmp_path / "data"))
+        assert main(["train", "mirage", "--profile", "coco", "--out", str(tmp_path / "m")]) == 2
+    assert "COCO train2017 annotations not found" in capsys.readouterr().err
     assert main(["train", "synth-llava", "--out", str(tmp_path / "x" / "synth-llava")]) == 2
     assert "synth-llava builds on synth-caption, not found" in capsys.readouterr().err
 

@@ -4,7 +4,9 @@ ran, and the parameters each notebook takes.
 Each chapter names its models by their synth names (`synth-llava`, `synth-caption`,
 `clip-retrieve`, `mirage`, `mirage-query`). On the synth profile they are the checkpoints trained
 here (`make models`); on the coco profile each stands for its real counterpart, or for nothing yet
-(`None`, which `evaluate_models` reports "not run: not built for this profile yet"). Any other name
+(`None`, which `evaluate_models` reports "not run: not built for this profile yet"). The coco
+MIRAGE is trained on a GPU box (`vhs train mirage --profile coco --out RUNS/coco-mirage`) and is
+`None` until its checkpoint exists. Any other name
 is taken as a backend spec (`openai:gpt-4o`, `hf:…`) on either profile.
 """
 
@@ -18,13 +20,14 @@ from vhs.metrics import SCORED
 from vhs.models.registry import trained_here
 
 SYNTH_MODELS = ("synth-llava", "synth-caption", "clip-retrieve", "mirage", "mirage-query")
-# The coco profile's counterpart of each model trained here: (label, spec), or (label, None) if not built yet.
+# The coco profile's counterpart of each model trained here: (label, spec), or (label, None) if not built yet;
+# `{runs}` is the notebook's `runs` directory.
 COCO_COUNTERPARTS: dict[str, tuple[str, str | None]] = {
     "synth-llava": ("LLaVA-v1.5-7B", "hf:llava-hf/llava-1.5-7b-hf?context=2048"),  # trained with 2,048 tokens: about 3 images
     "synth-caption": ("Caption (LLaVA + Llama-3)", "caption:llava-hf/llava-1.5-7b-hf"),
     "clip-retrieve": ("clip-retrieve", None),
-    "mirage": ("MIRAGE", None),
-    "mirage-query": ("MIRAGE (query-aware)", None),
+    "mirage": ("MIRAGE", "mirage:{runs}/coco-mirage"),
+    "mirage-query": ("MIRAGE (query-aware)", "mirage:{runs}/coco-mirage-query"),
 }
 LEDGER_COLUMNS = ("profile", "chapter", "model", "questions", "answered", "not_answerable", "errors", "not_run", "reason")
 
@@ -39,8 +42,16 @@ def model_specs(profile: str, names: str, runs: str = "runs") -> dict[str, str |
             specs[name] = trained_here(name, runs)
         else:
             label, spec = COCO_COUNTERPARTS[name]
-            specs[label] = spec
+            specs[label] = _trained(spec.format(runs=runs)) if spec else None
     return specs
+
+
+def _trained(spec: str) -> str | None:
+    """A `mirage:DIR` spec only once DIR holds a checkpoint; any other spec as given."""
+    name, _, checkpoint = spec.partition(":")
+    if name == "mirage" and not (Path(checkpoint) / "config.json").exists():
+        return None
+    return spec
 
 
 def record_run(results: pd.DataFrame, chapter: str, profile: str, ledger: str | Path = "build/ledger") -> Path:

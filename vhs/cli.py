@@ -123,9 +123,10 @@ def _cmd_report(args: argparse.Namespace) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     from vhs.synth_models.train import train_model  # torch is imported only by the commands that need it
 
-    if args.profile != "synth":
-        raise VhsError("only the synth profile trains models here; the coco profile loads downloaded weights")
-    out = train_model(args.name, Path(args.out), args.steps, args.seed)
+    from vhs.mirage.hub import HubMirageConfig
+
+    hub = HubMirageConfig(**{k: v for k, v in (("vision", args.vision), ("lm", args.lm)) if v})
+    out = train_model(args.name, Path(args.out), args.steps, args.seed, profile=args.profile, hub=hub)
     print(f"trained {args.name} -> {out}")
 
 
@@ -178,12 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-requests", type=int, default=None, help="send at most N requests; the rest are marked not_run")
     run.set_defaults(run=_cmd_eval)
 
-    train = sub.add_parser("train", help="train a synth model on the CPU")
+    train = sub.add_parser("train", help="train a synth model on the CPU, or (--profile coco) MIRAGE on CLIP + a hub LM")
     train.add_argument("name", help="synth-clip, synth-captioner, synth-caption, synth-llava, mirage or mirage-query")
     train.add_argument("--profile", choices=PROFILES, default="synth")
     train.add_argument("--out", required=True, help="checkpoint directory (config.json, model.safetensors, curve.json)")
     train.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the model's)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--vision", help="coco MIRAGE: the CLIP vision tower (default openai/clip-vit-large-patch14-336)")
+    train.add_argument("--lm", help="coco MIRAGE: the instruct LM (default Qwen/Qwen2.5-0.5B-Instruct)")
     train.set_defaults(run=_cmd_train)
 
     report = sub.add_parser("report", help="print accuracy with intervals from results tables")

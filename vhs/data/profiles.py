@@ -57,6 +57,15 @@ def coco_sources(root: Path) -> list[AnnotationSource]:
     return sources
 
 
+def coco_training_catalog(root: Path | None = None) -> Catalog:
+    """COCO train2017 alone: the coco MIRAGE's training images (the haystacks are built from val2017)."""
+    root = Path(root) if root is not None else default_data_dir("coco")
+    annotations = root / "annotations" / "instances_train2017.json"
+    if not annotations.exists():
+        raise VhsError(f"COCO train2017 annotations not found: {annotations} (run `vhs data coco --root {root} --splits train2017`)")
+    return load_catalog([AnnotationSource(annotations, root / "train2017")], root, "coco-train2017")
+
+
 def load_profile_catalog(
     profile: str,
     data_dir: Path | None = None,

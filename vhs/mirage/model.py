@@ -1,16 +1,22 @@
-"""The MIRAGE model: frozen encoder -> Q-Former -> projector; a retriever keeps a few images; the tiny
-LM answers over the kept images' K tokens each, framed as the reader's captions are."""
+"""The MIRAGE model: frozen encoder -> Q-Former -> projector; a retriever keeps a few images; the LM
+answers over the kept images' K tokens each. `MirageMechanisms` is what every size shares; `Mirage`
+is the synth size (the synth encoder and the tiny LM, framed as the reader's captions are); the coco
+size (CLIP and a hub LM) is `vhs.mirage.hub.HubMirage`."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from vhs.mirage.compressor import QFormer
 from vhs.mirage.retriever import TOP_K, Retriever, select
+from vhs.models.base import ImageRef
 from vhs.synth_models.checkpoint import Checkpointable
 from vhs.synth_models.clip import ImageEncoder
+from vhs.synth_models.data import to_float
+from vhs.synth_models.inference import read_pixels
 from vhs.synth_models.llava import frame, frame_length
 from vhs.synth_models.lm import LMConfig, TinyLM, last_logits, yes_or_no
 from vhs.synth_models.tokenizer import Tokenizer
@@ -36,8 +42,79 @@ class MirageConfig:
     chunk: int = 256  # images scored per retriever pass
 
 
-class Mirage(Checkpointable):
-    """All of MIRAGE's parts; the encoder is frozen, everything after it trains."""
+class MirageMechanisms:
+    """What every MIRAGE shares, whatever its encoder and LM: compression, retrieval and answering over
+    the kept images, `chunk` images at a time. A subclass (an nn.Module) holds `config` (with `chunk`),
+    `qformer`, `question_in` (None in image mode), `projector`, `retriever`, a `tokenizer` with `yes`,
+    `no` and `answers`, and implements the five encoder and LM hooks below."""
+
+    config: Any
+    qformer: QFormer
+    question_in: nn.Module | None
+    projector: nn.Module
+    retriever: Retriever
+    tokenizer: Any
+
+    def encode_images(self, images: Sequence[ImageRef]) -> torch.Tensor:
+        """Image files -> (N, patches, width) features of the frozen encoder."""
+        raise NotImplementedError
+
+    def word_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        """Word ids -> the LM's input embeddings, as floats on the model's device."""
+        raise NotImplementedError
+
+    def question_ids(self, question: str) -> list[int]:
+        """The question's word ids as the retriever (and the LM, after the images) reads them."""
+        raise NotImplementedError
+
+    def answer_logits(self, kept: list[torch.Tensor], prompts: list[list[int]]) -> torch.Tensor:
+        """Per sample, the kept images' (n, K, lm_width) tokens and the question ids -> (B, vocab) answer logits."""
+        raise NotImplementedError
+
+    def lm_tokens(self, images: int, question: list[int]) -> int:
+        """The LM's sequence length for `images` kept images and this question."""
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        """Where the trained parts live (features are kept off it and moved a chunk at a time)."""
+        return next(self.projector.parameters()).device
+
+    @property
+    def query_aware(self) -> bool:
+        """Whether the compression reads the question (so compressed tokens cannot be cached per image)."""
+        return self.question_in is not None
+
+    def compress(self, features: torch.Tensor, question: list[int] | None = None) -> torch.Tensor:
+        """(N, patches, width) encoder features -> (N, K, lm_width) projected tokens, `chunk` images at a
+        time; `question` (word ids) is read only in query mode."""
+        context = None
+        if self.query_aware and question is not None:
+            context = self.question_in(self.word_embeddings(torch.tensor(question))).unsqueeze(0)
+        return self._in_chunks(lambda part: self.projector(self.qformer(part, context)), features)
+
+    def relevance(self, tokens: torch.Tensor, question: list[int]) -> torch.Tensor:
+        """(N, K, lm_width) -> (N,) relevance logits, scored `chunk` images at a time."""
+        words = self.word_embeddings(torch.tensor(question)).unsqueeze(0)
+        return self._in_chunks(lambda part: self.retriever(part, words), tokens)
+
+    def _in_chunks(self, step: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
+        """`step` over `chunk` rows at a time (moved to the device as floats), results concatenated:
+        memory stays flat as N grows."""
+        chunk = self.config.chunk
+        return torch.cat([step(rows[s : s + chunk].to(self.device, torch.float32)) for s in range(0, len(rows), chunk)])
+
+    @torch.no_grad()
+    def answer(self, tokens: torch.Tensor, question: str, kind: str) -> tuple[str, list[int]]:
+        """One haystack's (N, K, lm_width) tokens -> ("Yes"/"No", the kept haystack positions)."""
+        ids = self.question_ids(question)
+        kept = select(torch.sigmoid(self.relevance(tokens, ids)).cpu(), TOP_K[kind])
+        logits = self.answer_logits([tokens[kept].to(self.device, torch.float32)], [ids])
+        return yes_or_no(logits, self.tokenizer.yes, self.tokenizer.no)[0], kept
+
+
+class Mirage(MirageMechanisms, Checkpointable):
+    """The synth MIRAGE: the synth encoder (frozen) and the tiny LM; everything after the encoder trains."""
 
     kind = "mirage"
     config_class = MirageConfig
@@ -55,45 +132,24 @@ class Mirage(Checkpointable):
         self.retriever = Retriever(config.lm_width, config.queries, config.max_question, config.retriever_layers, config.heads)
         self.lm = TinyLM(LMConfig(config.vocab, config.lm_width, config.layers, config.heads, config.context))
 
-    @property
-    def query_aware(self) -> bool:
-        """Whether the compression reads the question (so compressed tokens cannot be cached per image)."""
-        return self.question_in is not None
+    @torch.no_grad()
+    def encode_images(self, images: Sequence[ImageRef]) -> torch.Tensor:
+        """The synth encoder's 64 patch features per image."""
+        return self.image_encoder(to_float(read_pixels(images)))
+
+    def word_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        """The tiny LM's word embeddings."""
+        return self.lm.words(ids)
 
     def question_ids(self, question: str) -> list[int]:
         """The question's word ids, ending on its target's name (as every synth LM reads them)."""
         return self.tokenizer.question(question)[: self.config.max_question]
 
-    def compress(self, features: torch.Tensor, question: list[int] | None = None) -> torch.Tensor:
-        """(N, 64, width) encoder features -> (N, K, lm_width) projected tokens, `chunk` images at a time;
-        `question` (word ids) is read only in query mode."""
-        context = None
-        if self.query_aware and question is not None:
-            context = self.question_in(self.lm.words(torch.tensor(question))).unsqueeze(0)
-        return self._in_chunks(lambda part: self.projector(self.qformer(part, context)), features)
-
-    def relevance(self, tokens: torch.Tensor, question: list[int]) -> torch.Tensor:
-        """(N, K, lm_width) -> (N,) relevance logits, scored `chunk` images at a time."""
-        words = self.lm.words(torch.tensor(question)).unsqueeze(0)
-        return self._in_chunks(lambda part: self.retriever(part, words), tokens)
-
-    def _in_chunks(self, step: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
-        """`step` over `chunk` rows at a time, results concatenated: memory stays flat as N grows."""
-        return torch.cat([step(rows[s : s + self.config.chunk]) for s in range(0, len(rows), self.config.chunk)])
-
     def answer_logits(self, kept: list[torch.Tensor], prompts: list[list[int]]) -> torch.Tensor:
-        """Per sample, the kept images' (n, K, lm_width) tokens and the question ids -> (B, vocab) answer logits."""
+        """The kept tokens framed as the reader's captions are ("image N : <K tokens> ."), then the question."""
         embeddings, lengths = frame(self.lm, self.tokenizer, kept, prompts)
         return last_logits(self.lm(embeddings), lengths)
 
     def lm_tokens(self, images: int, question: list[int]) -> int:
-        """The LM's sequence length for `images` kept images and this question."""
+        """`frame`'s length for `images` kept images of K tokens and this question."""
         return frame_length(self.tokenizer, images, self.config.queries, len(question))
-
-    @torch.no_grad()
-    def answer(self, tokens: torch.Tensor, question: str, kind: str) -> tuple[str, list[int]]:
-        """One haystack's (N, K, lm_width) tokens -> ("Yes"/"No", the kept haystack positions)."""
-        ids = self.question_ids(question)
-        kept = select(torch.sigmoid(self.relevance(tokens, ids)), TOP_K[kind])
-        logits = self.answer_logits([tokens[kept]], [ids])
-        return yes_or_no(logits, self.tokenizer.yes, self.tokenizer.no)[0], kept

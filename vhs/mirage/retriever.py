@@ -48,7 +48,7 @@ class Retriever(nn.Module):
         count, tokens = images.shape[:2]
         words = self.question(question).expand(count, -1, -1)
         x = torch.cat([images, words], dim=1) + self.position[:, : tokens + words.shape[1]]
-        real = torch.ones(x.shape[:2], dtype=torch.bool)
+        real = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         if question_mask is not None:
             real[:, tokens:] = question_mask.expand(count, -1)
         hidden = self.norm(self.encoder(x, src_key_padding_mask=~real))

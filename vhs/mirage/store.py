@@ -16,15 +16,14 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from vhs.models.base import ImageRef
-from vhs.synth_models.inference import read_pixels
 
-BATCH = 512  # images decoded and computed at a time
+BATCH = 512  # images computed and written as one shard
 
 
 class FeatureStore:
-    """`of(images)` -> stacked rows, computing (with `compute`, uint8 pixels -> rows) only unseen images."""
+    """`of(images)` -> stacked rows, computing (with `compute`, images -> rows) only unseen images."""
 
-    def __init__(self, directory: Path, compute: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    def __init__(self, directory: Path, compute: Callable[[Sequence[ImageRef]], torch.Tensor]) -> None:
         self.directory = Path(directory)
         self._compute = compute
         self.rows: dict[str, int] = {}
@@ -51,7 +50,7 @@ class FeatureStore:
 
     def _add(self, images: list[ImageRef]) -> None:
         with torch.no_grad():
-            values = self._compute(read_pixels(images)).contiguous()
+            values = self._compute(images).contiguous()
         self.directory.mkdir(parents=True, exist_ok=True)
         shard = self.directory / f"shard-{len(list(self.directory.glob('shard-*.safetensors'))):05d}.safetensors"
         partial = shard.with_suffix(".partial")

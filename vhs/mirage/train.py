@@ -8,19 +8,28 @@ Three stages, as the official code's four with its last two merged:
    k holds the sum of the word embeddings of the objects of categories k, k+K, k+2K, ... that the
    image shows, or "nothing" (`caption_alignment`), so the reader LM finds an object's name in them
    as it finds it in a caption;
-2. retriever (1/5): the retriever alone, BCE with positive weight 5 on every image of a sample;
+2. retriever (1/5): the retriever alone, BCE with positive weight 5 on every image of a sample and on
+   8 hard negatives per sample (`hard_negative_pools`): training images without the anchor that the
+   frozen captioner rates likeliest to show it, which random haystacks of at most 30 images hardly
+   ever hold, but a 10,000-image haystack always does (co-training keeps them);
 3. co-training (the rest): retriever BCE + the LM's answer loss over the relevant images + the caption
    loss, everything after the encoder trainable; in the last third of this stage, with probability
    0.1 a sample's LM input also gets up to 15% of its irrelevant images (`with_noise`).
 """
 
+from collections.abc import Callable
+from dataclasses import replace
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
-from vhs.data.catalog import PRESENT, Catalog
+from vhs.data.catalog import ABSENT, PRESENT, Catalog
 from vhs.data.profiles import SynthSplit
-from vhs.mirage.model import Mirage, MirageConfig
+from vhs.data.questions import with_article
+from vhs.mirage.hub import HubMirage, HubMirageConfig
+from vhs.mirage.model import Mirage, MirageConfig, MirageMechanisms
 from vhs.synth_models.caption_lm import SynthCaptionLM
 from vhs.synth_models.clip import pad
 from vhs.synth_models.data import load_pixels, train_dir, training_catalog
@@ -34,6 +43,7 @@ NOISE_PROBABILITY, NOISE_FRACTION = 0.1, 0.15
 HELDOUT = SynthSplit(name="heldout", images=1_000, seed=2)  # recall during training is measured here
 BATCH = 16
 CAPTION_LR = 1e-2
+HARD_NEGATIVES, HARD_POOL = 8, 256  # per sample, drawn from each category's 256 likeliest false alarms
 
 
 def relevance_loss(logits: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
@@ -50,6 +60,16 @@ def with_noise(relevance: list[int], rng: np.random.Generator) -> list[int]:
         count = int(rng.integers(1, max(1, int(NOISE_FRACTION * len(irrelevant))) + 1))
         kept += rng.choice(irrelevant, count, replace=False).tolist()
     return sorted(kept)
+
+
+def hard_negative_pools(presence_logits: torch.Tensor, state: np.ndarray, size: int = HARD_POOL) -> list[torch.Tensor]:
+    """Per category, the rows of the `size` images without it (ABSENT, not ambiguous) whose presence
+    logit for it (`presence_logits`, (N, C)) is highest: the distractors likeliest to be mistaken for a needle."""
+    pools = []
+    for category in range(state.shape[1]):
+        rows = torch.from_numpy(np.flatnonzero(state[:, category] == ABSENT))
+        pools.append(rows[presence_logits[rows, category].argsort(descending=True)[:size]])
+    return pools
 
 
 def caption_alignment(tokens: torch.Tensor, present: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
@@ -72,11 +92,9 @@ def slot_targets(present: torch.Tensor, words: torch.Tensor, slots: int) -> torc
 
 
 def train_mirage(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int, compression: str = "image", lr: float = 1e-3) -> tuple[Mirage, dict[str, list[float]]]:
-    """Train MIRAGE on the reader's encoder and LM (synth-caption's); return it and its curves:
-    total loss per stage, LM and retriever losses per co-training step, and needle recall@1 of the
-    retriever on held-out haystacks of 20 images (a split of its own) at 10 points of training."""
+    """Train the synth MIRAGE on the reader's encoder and LM (synth-caption's); return it and its curves
+    (see `fit_mirage`), with needle recall@1 on held-out haystacks of 20 images (a split of its own)."""
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     config = MirageConfig(width=reader.config.width, lm_width=reader.config.lm_width, layers=reader.config.layers, heads=reader.config.heads, compression=compression)
     model = Mirage(config)
     model.image_encoder.load_state_dict(reader.captioner.image_encoder.state_dict())
@@ -85,35 +103,67 @@ def train_mirage(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int
     features = patch_features(model.image_encoder, load_pixels(catalog))
     present = torch.from_numpy(catalog.state == PRESENT)
     vocabulary = torch.tensor([model.tokenizer.ids[name] for name in [*catalog.category_names, "nothing"]])
+    with torch.no_grad():
+        hard = hard_negative_pools(reader.captioner.logits_from_features(features), catalog.state)
+
+    def captions(tokens: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return caption_alignment(tokens, present[rows], model.lm.words(vocabulary).detach())
+
+    curves = fit_mirage(model, features, catalog, steps, seed, captions, hard, Heldout.build(model, seed), lr)
+    return model.eval(), curves
+
+
+CaptionLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (tokens (B, K, D), image rows (B,)) -> loss
+
+
+def fit_mirage(
+    model: MirageMechanisms, features: torch.Tensor, catalog: Catalog, steps: int, seed: int, caption_loss: CaptionLoss,
+    hard: list[torch.Tensor] | None = None, heldout: "Heldout | None" = None, lr: float = 1e-3, caption_batch: int = 128,
+) -> dict[str, list[float]]:
+    """The three stages on `features` (one row per image of `catalog`), for either size of MIRAGE:
+    total loss per stage, LM and retriever losses per step, and (with `heldout`) recall@1 at 10 points.
+
+    `caption_loss` teaches the compressor to carry an image's objects; `hard` (per category, rows of
+    images without it) adds HARD_NEGATIVES of them to each sample's retrieval loss. Everything with
+    `requires_grad` trains in co-training (the frozen encoder, and a frozen hub LM, do not)."""
+    rng = np.random.default_rng(seed)
+    anchor_column = {name: column for column, name in enumerate(catalog.category_names)}
     samples = training_questions(catalog, SIZES, steps * BATCH // (2 * len(SIZES)) + 2, seed)
-    heldout = Heldout.build(model, seed)
     generator = torch.Generator().manual_seed(seed)
     curves: dict[str, list[float]] = {"lm": [], "retriever": [], "recall@1": [], "recall_step": []}
     model.train()
 
-    def alignment(tokens: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return caption_alignment(tokens, present[rows], model.lm.words(vocabulary).detach())
-
     def captions_at(step: int) -> torch.Tensor:
-        rows = torch.randint(len(features), (128,), generator=generator)
-        return alignment(model.compress(features[rows]), rows)
+        rows = torch.randint(len(features), (caption_batch,), generator=generator)
+        return caption_loss(model.compress(features[rows]), rows)
 
     first, second = 2 * steps // 5, steps // 5  # captions, retriever; co-training gets the rest
     last = steps - first - second
-    checkpoints = set(np.linspace(0, second + last - 1, 10).round().astype(int).tolist())
+    checkpoints = set(np.linspace(0, second + last - 1, 10).round().astype(int).tolist()) if heldout else set()
+
+    def rows_of(question: dict) -> torch.Tensor:
+        """The sample's haystack rows, then HARD_NEGATIVES rows from its anchor's pool (if any)."""
+        rows = torch.from_numpy(catalog.rows_of(question["image_ids"]))
+        if hard is None:
+            return rows
+        pool = hard[anchor_column[question["anchor"]]]
+        return torch.cat([rows, pool[torch.from_numpy(rng.choice(len(pool), min(HARD_NEGATIVES, len(pool)), replace=False))]])
 
     def batch(index: int) -> tuple[list[dict], list[torch.Tensor], list[list[int]], list[torch.Tensor], list[list[int]]]:
+        """Samples, their image rows (haystack, then hard negatives), question ids, tokens and 0/1 relevance."""
         chosen = [samples[(index * BATCH + i) % len(samples)] for i in range(BATCH)]
-        rows = [torch.from_numpy(catalog.rows_of(q["image_ids"])) for q in chosen]
+        rows = [rows_of(q) for q in chosen]
         questions = [model.question_ids(q["question"]) for q in chosen]
         tokens = [model.compress(features[r], ids) for r, ids in zip(rows, questions, strict=True)]
-        return chosen, rows, questions, tokens, [[int(i in q["needle_ids"]) for i in q["image_ids"]] for q in chosen]
+        relevance = [[int(i in q["needle_ids"]) for i in q["image_ids"]] + [0] * (len(r) - len(q["image_ids"])) for q, r in zip(chosen, rows, strict=True)]
+        return chosen, rows, questions, tokens, relevance
 
     def retrieval(questions: list[list[int]], tokens: list[torch.Tensor], relevance: list[list[int]], step: int) -> torch.Tensor:
-        counts = torch.tensor([len(t) for t in tokens])
-        words, real = model.lm.words(pad(questions)), pad(questions) != 0
+        counts = torch.tensor([len(t) for t in tokens], device=model.device)
+        ids, lengths = pad(questions), torch.tensor([len(q) for q in questions])
+        words, real = model.word_embeddings(ids), (torch.arange(ids.shape[1])[None] < lengths[:, None]).to(model.device)
         logits = model.retriever(torch.cat(tokens), words.repeat_interleave(counts, dim=0), real.repeat_interleave(counts, dim=0))
-        loss = relevance_loss(logits, torch.tensor([r for rel in relevance for r in rel]))
+        loss = relevance_loss(logits, torch.tensor([r for rel in relevance for r in rel], device=model.device))
         curves["retriever"].append(round(loss.item(), 5))
         if step in checkpoints:
             curves["recall@1"].append(heldout.recall(model))
@@ -132,15 +182,15 @@ def train_mirage(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int
         noisy = step >= 2 * last // 3
         kept = [with_noise(rel, rng) if noisy else [i for i, r in enumerate(rel) if r] for rel in relevance]
         answer_logits = model.answer_logits([t[k] for t, k in zip(tokens, kept, strict=True)], questions)
-        lm = F.cross_entropy(answer_logits, torch.tensor(model.tokenizer.answers(chosen)))
+        lm = F.cross_entropy(answer_logits, torch.tensor(model.tokenizer.answers(chosen), device=model.device))
         curves["lm"].append(round(lm.item(), 5))
-        return lm + retriever + alignment(torch.cat(tokens), torch.cat(rows))
+        return lm + retriever + caption_loss(torch.cat(tokens), torch.cat(rows))
 
-    trainable = [p for name, p in model.named_parameters() if not name.startswith("image_encoder")]
+    trainable = [p for p in model.parameters() if p.requires_grad]
     curves["captions"] = fit([*model.qformer.parameters(), *model.projector.parameters()], first, CAPTION_LR, "train mirage: captions", captions_at)
     curves["retrieval"] = fit(model.retriever.parameters(), second, 3e-3, "train mirage: retriever", retriever_at)
     curves["cotrain"] = fit(trainable, last, lr, "train mirage: co-training", cotrain_at)
-    return model.eval(), curves
+    return curves
 
 
 class Heldout:
@@ -166,3 +216,23 @@ class Heldout:
             scores = model.relevance(model.compress(self.features[torch.from_numpy(rows)], ids), ids)
             hits += question["image_ids"][int(scores.argmax())] in question["needle_ids"]
         return round(hits / len(self.questions), 4)
+
+
+def train_hub_mirage(catalog: Catalog, steps: int, seed: int, config: HubMirageConfig | None = None, device: str = "auto", dtype: str = "auto", images: int = 20_000) -> tuple[HubMirage, dict[str, list[float]]]:
+    """Train the coco MIRAGE's Q-Former, projector and retriever (CLIP and the LM frozen) on the first
+    `images` images of a training catalog (COCO train2017): their CLIP features are computed once and
+    kept in memory, the compressor learns to caption ("a photo of a dog and a cup") through the frozen
+    LM, then `fit_mirage`'s retriever and co-training stages run as for the synth model, without
+    hard negatives (no captioner to mine them) or a held-out recall curve."""
+    torch.manual_seed(seed)
+    model = HubMirage(config or HubMirageConfig(), device, dtype)
+    catalog = replace(catalog, image_ids=catalog.image_ids[:images], paths=catalog.paths[:images], state=catalog.state[:images])
+    paths = [catalog.root / p for p in catalog.paths]
+    features = torch.cat([model.encode_paths(paths[s : s + 64]) for s in tqdm(range(0, len(paths), 64), desc="encode training images", unit="batch")])
+    captions = [f"a photo of {' and '.join(with_article(catalog.category_names[c]) for c in np.flatnonzero(row == PRESENT)) or 'a scene'}." for row in catalog.state]
+
+    def caption_loss(tokens: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return model.caption_loss(tokens, [captions[r] for r in rows.tolist()])
+
+    curves = fit_mirage(model, features, catalog, steps, seed, caption_loss, caption_batch=32)
+    return model.eval(), curves

@@ -1,4 +1,4 @@
-"""Randomly initialised transformers checkpoints built locally: LLaVA-style and text-only Llama.
+"""Randomly initialised transformers checkpoints built locally: LLaVA-style, text-only Llama, a CLIP vision tower.
 
 Tests and benchmarks use them to run the real `hf` and `caption` backends through `from_pretrained`
 with nothing downloaded: a byte-level BPE tokenizer trained here on the prompt vocabulary, a CLIP
@@ -71,24 +71,44 @@ def _llama_config(sizes: Sizes, tokenizer):
     )
 
 
-def write_llava(directory: Path, sizes: Sizes = TINY, seed: int = 0, dtype: torch.dtype = torch.float32) -> Path:
-    """Save a random LLaVA-1.5-style model (CLIP tower, Llama LM) with its processor to `directory`."""
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+def _vision_config(sizes: Sizes):
+    from transformers import CLIPVisionConfig
 
-    tokenizer = _tokenizer(LLAVA_CHAT_TEMPLATE)
-    vision = CLIPVisionConfig(
+    return CLIPVisionConfig(
         hidden_size=sizes.vision_width, intermediate_size=sizes.vision_width * 4, num_hidden_layers=sizes.vision_layers,
         num_attention_heads=sizes.vision_heads, image_size=sizes.image_size, patch_size=sizes.patch_size, projection_dim=sizes.vision_width,
     )
+
+
+def _image_processor(sizes: Sizes):
+    from transformers import CLIPImageProcessor
+
+    return CLIPImageProcessor(size={"shortest_edge": sizes.image_size}, crop_size={"height": sizes.image_size, "width": sizes.image_size})
+
+
+def write_clip_vision(directory: Path, sizes: Sizes = TINY, seed: int = 0) -> Path:
+    """Save a random CLIP vision tower with its image processor to `directory` (MIRAGE's coco encoder, tiny)."""
+    from transformers import CLIPVisionModel
+
+    torch.manual_seed(seed)
+    CLIPVisionModel(_vision_config(sizes)).save_pretrained(directory)
+    _image_processor(sizes).save_pretrained(directory)
+    return Path(directory)
+
+
+def write_llava(directory: Path, sizes: Sizes = TINY, seed: int = 0, dtype: torch.dtype = torch.float32) -> Path:
+    """Save a random LLaVA-1.5-style model (CLIP tower, Llama LM) with its processor to `directory`."""
+    from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    tokenizer = _tokenizer(LLAVA_CHAT_TEMPLATE)
+    vision = _vision_config(sizes)
     config = LlavaConfig(
         vision_config=vision, text_config=_llama_config(sizes, tokenizer), image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
         vision_feature_layer=-2, vision_feature_select_strategy="default", image_seq_length=(sizes.image_size // sizes.patch_size) ** 2,
     )
     torch.manual_seed(seed)
     LlavaForConditionalGeneration(config).to(dtype).save_pretrained(directory)
-    side = {"height": sizes.image_size, "width": sizes.image_size}
-    images = CLIPImageProcessor(size={"shortest_edge": sizes.image_size}, crop_size=side)
-    processor = LlavaProcessor(image_processor=images, tokenizer=tokenizer, patch_size=sizes.patch_size, vision_feature_select_strategy="default", chat_template=LLAVA_CHAT_TEMPLATE, num_additional_image_tokens=1)
+    processor = LlavaProcessor(image_processor=_image_processor(sizes), tokenizer=tokenizer, patch_size=sizes.patch_size, vision_feature_select_strategy="default", chat_template=LLAVA_CHAT_TEMPLATE, num_additional_image_tokens=1)
     processor.save_pretrained(directory)
     return Path(directory)
 

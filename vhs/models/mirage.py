@@ -1,25 +1,42 @@
 """`mirage:DIR`: MIRAGE trained here (`vhs train mirage` or `mirage-query`); any haystack size.
 
+DIR holds either size: the synth MIRAGE, or the coco one (CLIP + a hub LM, `vhs train mirage
+--profile coco`), which takes `device` and `dtype` options as the `hf` backend does.
+
 Per distinct image, the encoder's features (and, in `image` compression, the K compressed tokens)
 are computed once and kept in a feature store under `$VHS_DATA/cache/mirage/<weights digest>/`, so a
 10,000-image haystack on a warm store costs a gather plus the retriever's pass. Each reply carries
 the kept haystack positions, from which the runner computes the needles' recall and precision.
 """
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from vhs.data.questions import parse_question
-from vhs.mirage.model import Mirage
+from vhs.errors import VhsError
+from vhs.mirage.model import Mirage, MirageMechanisms
 from vhs.mirage.retriever import TOP_K
 from vhs.mirage.store import FeatureStore
-from vhs.models.base import BatchedBackend, Limits, Reply, Request
+from vhs.models.base import BatchedBackend, ImageRef, Limits, Reply, Request
 from vhs.paths import data_root
-from vhs.synth_models.data import to_float
 from vhs.synth_models.inference import weights_digest
 
 DEFAULT_DIR = "runs/mirage"
+
+
+def load_mirage(path: Path, device: str = "auto", dtype: str = "auto") -> MirageMechanisms:
+    """The MIRAGE checkpoint at `path`, of whichever size its config.json names."""
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        raise VhsError(f"no trained model at {path} (run `vhs train mirage --out {path}`)")
+    if json.loads(config.read_text()).get("kind") == "mirage-hub":
+        from vhs.mirage.hub import HubMirage  # transformers is imported only for the coco size
+
+        return HubMirage.from_pretrained(path, device, dtype)
+    return Mirage.from_pretrained(path)
 
 
 class MirageBackend(BatchedBackend):
@@ -28,22 +45,21 @@ class MirageBackend(BatchedBackend):
     name = "mirage"
     batch_size = 1  # one haystack at a time: a large one is already chunked inside
 
-    def __init__(self, model_id: str = "", store: str = "") -> None:
+    def __init__(self, model_id: str = "", store: str = "", device: str = "auto", dtype: str = "auto") -> None:
         path = Path(model_id or DEFAULT_DIR)
-        self.model = Mirage.from_pretrained(path)
+        self.model = load_mirage(path, device, dtype)
         digest = weights_digest(path)
         super().__init__(str(path), weights=digest)
         self.limits = Limits()
         compute = self._features if self.model.query_aware else self._tokens
         self.store = FeatureStore(Path(store) if store else data_root() / "cache" / "mirage" / digest, compute)
 
-    @torch.no_grad()
-    def _features(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model.image_encoder(to_float(pixels)).half()
+    def _features(self, images: Sequence[ImageRef]) -> torch.Tensor:
+        return self.model.encode_images(images).half()
 
     @torch.no_grad()
-    def _tokens(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model.compress(self.model.image_encoder(to_float(pixels)))
+    def _tokens(self, images: Sequence[ImageRef]) -> torch.Tensor:
+        return self.model.compress(self.model.encode_images(images)).cpu()
 
     def haystack_tokens(self, request: Request) -> torch.Tensor:
         """(N, K, lm_width) tokens of the request's images: from the store, or compressed with the question."""
@@ -51,7 +67,7 @@ class MirageBackend(BatchedBackend):
         if not self.model.query_aware:
             return stored
         with torch.no_grad():
-            return self.model.compress(stored.float(), self.model.question_ids(request.question["question"]))
+            return self.model.compress(stored, self.model.question_ids(request.question["question"]))
 
     def prompt_tokens(self, request: Request) -> int:
         """The LM's tokens at most: k kept images of K tokens each, framed, and the question."""

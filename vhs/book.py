@@ -17,7 +17,7 @@ import jupytext
 import pandas as pd
 
 from vhs.metrics import SCORED
-from vhs.models.registry import trained_here
+from vhs.models.registry import parse_spec, trained_here
 
 SYNTH_MODELS = ("synth-llava", "synth-caption", "clip-retrieve", "mirage", "mirage-query")
 # The coco profile's counterpart of each model trained here: (label, spec), or (label, None) if not built yet;
@@ -48,7 +48,7 @@ def model_specs(profile: str, names: str, runs: str = "runs") -> dict[str, str |
 
 def _trained(spec: str) -> str | None:
     """A `mirage:DIR` spec only once DIR holds a checkpoint; any other spec as given."""
-    name, _, checkpoint = spec.partition(":")
+    name, checkpoint, _ = parse_spec(spec)
     if name == "mirage" and not (Path(checkpoint) / "config.json").exists():
         return None
     return spec

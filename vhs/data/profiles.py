@@ -58,7 +58,8 @@ def coco_sources(root: Path) -> list[AnnotationSource]:
 
 
 def coco_training_catalog(root: Path | None = None) -> Catalog:
-    """COCO train2017 alone: the coco MIRAGE's training images (the haystacks are built from val2017)."""
+    """COCO train2017 alone: the coco MIRAGE's training images (the haystacks draw on train2017 and
+    val2017 alike, as the maintainers' did, so training images can appear in them)."""
     root = Path(root) if root is not None else default_data_dir("coco")
     annotations = root / "annotations" / "instances_train2017.json"
     if not annotations.exists():

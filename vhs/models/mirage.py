@@ -17,6 +17,7 @@ import torch
 
 from vhs.data.questions import parse_question
 from vhs.errors import VhsError
+from vhs.mirage.hub import HubMirage
 from vhs.mirage.model import Mirage, MirageMechanisms
 from vhs.mirage.retriever import TOP_K
 from vhs.mirage.store import FeatureStore
@@ -32,9 +33,7 @@ def load_mirage(path: Path, device: str = "auto", dtype: str = "auto") -> Mirage
     config = Path(path) / "config.json"
     if not config.is_file():
         raise VhsError(f"no trained model at {path} (run `vhs train mirage --out {path}`)")
-    if json.loads(config.read_text()).get("kind") == "mirage-hub":
-        from vhs.mirage.hub import HubMirage  # transformers is imported only for the coco size
-
+    if json.loads(config.read_text()).get("kind") == HubMirage.kind:
         return HubMirage.from_pretrained(path, device, dtype)
     return Mirage.from_pretrained(path)
 

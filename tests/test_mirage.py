@@ -96,6 +96,19 @@ def test_chunked_scoring_equals_unchunked(compression: str) -> None:
         assert torch.allclose(chunked.relevance(tokens, question), whole.relevance(tokens, question), atol=1e-5)
 
 
+@pytest.mark.parametrize("compression", ["image", "query"])
+def test_batched_compression_equals_per_sample(compression: str) -> None:
+    torch.manual_seed(0)
+    model = Mirage(MirageConfig(compression=compression, chunk=16)).eval()
+    features, counts, questions = torch.randn(40, 64, 96), [3, 30, 7], [[5, 6, 7], [8, 9], [10, 11, 12, 13, 14]]
+    with torch.no_grad():
+        batched = model.compress_samples(features, counts, questions).split(counts)
+        for tokens, rows, question in zip(batched, features.split(counts), questions, strict=True):
+            assert torch.allclose(tokens, model.compress(rows, question), atol=1e-5)
+    if compression == "query":  # each image read its own sample's question
+        assert not torch.allclose(batched[0], model.compress(features[:3], questions[1]), atol=1e-3)
+
+
 def refs(catalog: Catalog, count: int) -> list[ImageRef]:
     return [ImageRef(int(i), catalog.root / p, f"sha-{i}", 0) for i, p in zip(catalog.image_ids[:count], catalog.paths[:count])]
 

@@ -20,9 +20,10 @@ from vhs.models.synth_caption import SynthCaptionBackend
 from vhs.synth.scenes import write_synth_dataset
 from vhs.synth_models.caption_lm import caption_names, read_captions
 from vhs.synth_models.captioner import Captioner, balanced_threshold
-from vhs.synth_models.clip import Clip, pad
+from vhs.synth_models.clip import Clip, ImageEncoder, pad
 from vhs.synth_models.data import SYNTH_TRAIN, load_pixels, patch_labels, to_float, training_catalog
-from vhs.synth_models.llava import SynthLlava
+from vhs.synth_models.features import encoder_digest, patch_features
+from vhs.synth_models.llava import SynthLlava, word_sums
 from vhs.synth_models.lm import LMConfig, TinyLM
 from vhs.synth_models.tokenizer import Tokenizer
 from vhs.synth_models.train import train_model
@@ -126,6 +127,27 @@ def test_training_never_sees_an_evaluation_image(tmp_path: Path, monkeypatch: py
 
 def image_hashes(root: Path) -> set[str]:
     return {hashlib.sha256(p.read_bytes()).hexdigest() for p in (root / "images").glob("*.png")}
+
+
+def test_features_are_computed_once_per_encoder(small_catalog: Catalog) -> None:
+    calls = []
+    encoders = [ImageEncoder(96), ImageEncoder(96)]
+    for encoder in encoders:
+        encoder.register_forward_hook(lambda module, inputs, output: calls.append(len(output)))
+    first = patch_features(encoders[0], small_catalog, progress=False)
+    with torch.no_grad():
+        assert torch.allclose(first, encoders[0].eval()(to_float(load_pixels(small_catalog))), atol=1e-5)
+    calls.clear()
+    assert torch.equal(patch_features(encoders[0], small_catalog), first) and calls == []  # read back, not recomputed
+    second = patch_features(encoders[1], small_catalog, progress=False)
+    assert sum(calls) == len(small_catalog.image_ids) and not torch.allclose(second, first)
+    assert [p.name for p in small_catalog.root.glob("features-*.safetensors")] == [f"features-{encoder_digest(encoders[1])}.safetensors"]
+
+
+def test_a_patch_target_sums_every_object_covering_it() -> None:
+    words = torch.randn(4, 3)  # three categories, then "nothing"
+    targets = word_sums(torch.tensor([[[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]), words)
+    assert torch.allclose(targets[0, 0], words[0] + words[2]) and torch.equal(targets[0, 1], words[3]) and torch.equal(targets[0, 2], words[1])
 
 
 def test_patch_labels_follow_the_boxes(small_catalog: Catalog) -> None:

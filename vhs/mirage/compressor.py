@@ -23,17 +23,19 @@ class QFormerLayer(nn.Module):
         self.cross_attention = nn.MultiheadAttention(width, heads, batch_first=True)
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
 
-    def forward(self, queries: torch.Tensor, patches: torch.Tensor, question: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, queries: torch.Tensor, patches: torch.Tensor, question: torch.Tensor | None, ignored: torch.Tensor | None) -> torch.Tensor:
+        """`ignored` (N, K + T), True where a context token is padding, or None."""
         h = self.norm_self(queries)
         context = h if question is None else torch.cat([h, question], dim=1)
-        x = queries + self.self_attention(h, context, context, need_weights=False)[0]
+        x = queries + self.self_attention(h, context, context, key_padding_mask=ignored, need_weights=False)[0]
         h = self.norm_cross(x)
         x = x + self.cross_attention(h, patches, patches, need_weights=False)[0]
         return x + self.mlp(self.norm_mlp(x))
 
 
 class QFormer(nn.Module):
-    """(N, patches, width) -> (N, queries, width); `question` (N or 1, T, width) only in `query` mode."""
+    """(N, patches, width) -> (N, queries, width); `question` (N or 1, T, width) only in `query` mode,
+    with `question_mask` (N, T; True for a real token) when questions are padded."""
 
     def __init__(self, width: int, queries: int, layers: int, heads: int) -> None:
         super().__init__()
@@ -43,11 +45,14 @@ class QFormer(nn.Module):
         self.norm_patches = nn.LayerNorm(width)  # the encoder's features are not normalised
         self.norm = nn.LayerNorm(width)
 
-    def forward(self, patches: torch.Tensor, question: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, patches: torch.Tensor, question: torch.Tensor | None = None, question_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = self.queries.expand(len(patches), -1, -1)
         patches = self.norm_patches(patches)
+        ignored = None
         if question is not None:
             question = question.expand(len(patches), -1, -1)
+        if question_mask is not None:
+            ignored = torch.cat([torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device), ~question_mask], dim=1)
         for layer in self.layers:
-            x = layer(x, patches, question)
+            x = layer(x, patches, question, ignored)
         return self.norm(x)

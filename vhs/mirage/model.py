@@ -14,7 +14,7 @@ from vhs.mirage.compressor import QFormer
 from vhs.mirage.retriever import TOP_K, Retriever, select
 from vhs.models.base import ImageRef
 from vhs.synth_models.checkpoint import Checkpointable
-from vhs.synth_models.clip import ImageEncoder
+from vhs.synth_models.clip import ImageEncoder, pad
 from vhs.synth_models.data import to_float
 from vhs.synth_models.inference import read_pixels
 from vhs.synth_models.llava import frame, frame_length
@@ -88,21 +88,36 @@ class MirageMechanisms:
     def compress(self, features: torch.Tensor, question: list[int] | None = None) -> torch.Tensor:
         """(N, patches, width) encoder features -> (N, K, lm_width) projected tokens, `chunk` images at a
         time; `question` (word ids) is read only in query mode."""
-        context = None
-        if self.query_aware and question is not None:
-            context = self.question_in(self.word_embeddings(torch.tensor(question))).unsqueeze(0)
-        return self._in_chunks(lambda part: self.projector(self.qformer(part, context)), features)
+        return self.compress_samples(features, [len(features)], None if question is None else [question])
+
+    def compress_samples(self, features: torch.Tensor, counts: list[int], questions: list[list[int]] | None = None) -> torch.Tensor:
+        """Several samples' images in one pass: `features` holds `counts[i]` images of sample i in a row,
+        read (in query mode) with `questions[i]`; -> (sum(counts), K, lm_width) tokens."""
+        context = mask = None
+        if self.query_aware and questions is not None:
+            ids, lengths = pad(questions), torch.tensor([len(q) for q in questions])
+            context = self.question_in(self.word_embeddings(ids))
+            if len(questions) > 1:  # padded: each image reads its own sample's question
+                repeats = torch.tensor(counts, device=context.device)
+                mask = (torch.arange(ids.shape[1])[None] < lengths[:, None]).to(context.device).repeat_interleave(repeats, dim=0)
+                context = context.repeat_interleave(repeats, dim=0)
+        return self._in_chunks(lambda part, c, m: self.projector(self.qformer(part, c, m)), features, context, mask)
 
     def relevance(self, tokens: torch.Tensor, question: list[int]) -> torch.Tensor:
         """(N, K, lm_width) -> (N,) relevance logits, scored `chunk` images at a time."""
         words = self.word_embeddings(torch.tensor(question)).unsqueeze(0)
         return self._in_chunks(lambda part: self.retriever(part, words), tokens)
 
-    def _in_chunks(self, step: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
+    def _in_chunks(self, step: Callable[..., torch.Tensor], rows: torch.Tensor, *aligned: torch.Tensor | None) -> torch.Tensor:
         """`step` over `chunk` rows at a time (moved to the device as floats), results concatenated:
-        memory stays flat as N grows."""
+        memory stays flat as N grows. Each of `aligned` (None, one row for all, or one per row) is
+        passed along, cut to the same rows."""
         chunk = self.config.chunk
-        return torch.cat([step(rows[s : s + chunk].to(self.device, torch.float32)) for s in range(0, len(rows), chunk)])
+
+        def cut(extra: torch.Tensor | None, start: int) -> torch.Tensor | None:
+            return extra if extra is None or len(extra) == 1 else extra[start : start + chunk]
+
+        return torch.cat([step(rows[s : s + chunk].to(self.device, torch.float32), *(cut(a, s) for a in aligned)) for s in range(0, len(rows), chunk)])
 
     @torch.no_grad()
     def answer(self, tokens: torch.Tensor, question: str, kind: str) -> tuple[str, list[int]]:

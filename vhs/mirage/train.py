@@ -32,9 +32,10 @@ from vhs.mirage.hub import HubMirage, HubMirageConfig
 from vhs.mirage.model import Mirage, MirageConfig, MirageMechanisms
 from vhs.synth_models.caption_lm import SynthCaptionLM
 from vhs.synth_models.clip import pad
-from vhs.synth_models.data import load_pixels, train_dir, training_catalog
+from vhs.synth_models.data import train_dir, training_catalog
 from vhs.synth_models.features import patch_features
 from vhs.synth_models.fit import fit
+from vhs.synth_models.llava import word_sums
 from vhs.synth_models.training_questions import training_questions
 
 SIZES = (1, 2, 3, 5, 10, 20, 30)
@@ -84,11 +85,8 @@ def caption_alignment(tokens: torch.Tensor, present: torch.Tensor, words: torch.
 
 def slot_targets(present: torch.Tensor, words: torch.Tensor, slots: int) -> torch.Tensor:
     """(B, C) presence -> (B, K, D) slot targets (see `caption_alignment`)."""
-    categories = present.shape[1]
-    group = F.one_hot(torch.arange(categories) % slots, slots).float()  # (C, K)
-    sums = torch.einsum("bc,ck,cd->bkd", present.float(), group, words[:categories])
-    empty = (present.float() @ group) == 0  # (B, K)
-    return torch.where(empty.unsqueeze(-1), words[-1], sums)
+    in_slot = (torch.arange(present.shape[1]) % slots == torch.arange(slots)[:, None]).float()  # (K, C)
+    return word_sums(present.float().unsqueeze(1) * in_slot, words)
 
 
 def train_mirage(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int, compression: str = "image", lr: float = 1e-3) -> tuple[Mirage, dict[str, list[float]]]:
@@ -100,7 +98,7 @@ def train_mirage(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int
     model.image_encoder.load_state_dict(reader.captioner.image_encoder.state_dict())
     model.image_encoder.requires_grad_(False)
     model.lm.load_state_dict(reader.lm.state_dict())
-    features = patch_features(model.image_encoder, load_pixels(catalog))
+    features = patch_features(model.image_encoder, catalog)
     present = torch.from_numpy(catalog.state == PRESENT)
     vocabulary = torch.tensor([model.tokenizer.ids[name] for name in [*catalog.category_names, "nothing"]])
     with torch.no_grad():
@@ -154,7 +152,8 @@ def fit_mirage(
         chosen = [samples[(index * BATCH + i) % len(samples)] for i in range(BATCH)]
         rows = [rows_of(q) for q in chosen]
         questions = [model.question_ids(q["question"]) for q in chosen]
-        tokens = [model.compress(features[r], ids) for r, ids in zip(rows, questions, strict=True)]
+        counts = [len(r) for r in rows]
+        tokens = list(model.compress_samples(features[torch.cat(rows)], counts, questions).split(counts))
         relevance = [[int(i in q["needle_ids"]) for i in q["image_ids"]] + [0] * (len(r) - len(q["image_ids"])) for q, r in zip(chosen, rows, strict=True)]
         return chosen, rows, questions, tokens, relevance
 
@@ -202,7 +201,7 @@ class Heldout:
     @classmethod
     def build(cls, model: Mirage, seed: int, count: int = 64) -> "Heldout":
         catalog = training_catalog(train_dir().parent / HELDOUT.name, HELDOUT)
-        features = patch_features(model.image_encoder, load_pixels(catalog), progress=False)
+        features = patch_features(model.image_encoder, catalog, progress=False)
         questions = training_questions(catalog, (20,), count, seed, multi=False)
         return cls(features, questions, [catalog.rows_of(q["image_ids"]) for q in questions])
 

@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from vhs.data.catalog import Catalog
 from vhs.synth_models.captioner import Captioner, CaptionerConfig
 from vhs.synth_models.checkpoint import Checkpointable
 from vhs.synth_models.clip import pad, visible_names
-from vhs.synth_models.data import load_pixels
+from vhs.synth_models.features import patch_features
 from vhs.synth_models.fit import fit
 from vhs.synth_models.lm import LMConfig, TinyLM, last_logits, yes_or_no
 from vhs.synth_models.tokenizer import Tokenizer, caption_of
@@ -98,9 +97,8 @@ def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: i
     model = SynthCaptionLM(config)
     model.captioner.load_state_dict(captioner.state_dict())
     model.captioner.requires_grad_(False)
-    pixels = load_pixels(catalog)
     truth = [caption_of(names) for names in visible_names(catalog)]
-    written = [c for start in tqdm(range(0, len(pixels), 1024), desc="caption training images", leave=False) for c in model.captioner.captions(pixels[start : start + 1024])]
+    written = model.captioner.captions_from_features(patch_features(model.captioner.image_encoder, catalog))
     reading = training_questions(catalog, (1,), min(20_000, steps * batch), seed, multi=False)
     haystacks = [
         q for q in training_questions(catalog, (1, 2, 3, 5, 8), min(2_000, steps * batch // 8), seed + 1)

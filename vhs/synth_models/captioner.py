@@ -15,7 +15,7 @@ from torch import nn
 from vhs.data.catalog import Catalog
 from vhs.synth_models.checkpoint import Checkpointable
 from vhs.synth_models.clip import Clip, ImageEncoder, smooth_max
-from vhs.synth_models.data import Presence, load_pixels, to_float
+from vhs.synth_models.data import Presence, to_float
 from vhs.synth_models.features import patch_features
 from vhs.synth_models.fit import fit
 from vhs.synth_models.tokenizer import caption_of
@@ -49,7 +49,12 @@ class Captioner(Checkpointable):
     @torch.no_grad()
     def captions(self, pixels: torch.Tensor) -> list[str]:
         """uint8 (B, 3, H, W) -> one caption per image."""
-        present = self.logits_from_features(self.image_encoder(to_float(pixels))) > self.config.threshold
+        return self.captions_from_features(self.image_encoder(to_float(pixels)))
+
+    @torch.no_grad()
+    def captions_from_features(self, features: torch.Tensor) -> list[str]:
+        """(B, 64, width) encoder features -> one caption per image: the categories above the threshold."""
+        present = self.logits_from_features(features) > self.config.threshold
         return [caption_of([self.config.categories[c] for c in np.flatnonzero(row.numpy())]) for row in present]
 
 
@@ -60,7 +65,7 @@ def train_captioner(clip: Clip, catalog: Catalog, steps: int, seed: int, batch: 
     model = Captioner(CaptionerConfig(width=clip.config.width, categories=list(catalog.category_names)))
     model.image_encoder.load_state_dict(clip.image_encoder.state_dict())
     model.image_encoder.requires_grad_(False)
-    features = patch_features(model.image_encoder, load_pixels(catalog))
+    features = patch_features(model.image_encoder, catalog)
     targets = Presence.of(catalog)
 
     def loss_at(step: int) -> torch.Tensor:

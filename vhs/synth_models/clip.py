@@ -80,7 +80,7 @@ class ImageEncoder(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, 64, 64) floats -> (B, 64, width) patch features."""
-        grid = self.convs(pixels)
+        grid = self.convs(pixels.contiguous(memory_format=torch.channels_last))  # oneDNN's fast layout on the CPU
         return grid.flatten(2).transpose(1, 2) + self.position
 
 
@@ -157,7 +157,7 @@ def train_clip(catalog: Catalog, steps: int, seed: int, batch: int = 128, lr: fl
     model = Clip(ClipConfig())
     pixels = load_pixels(catalog)
     encoder = _train_encoder(model, pixels, catalog, steps, seed, batch, lr)
-    align = _align(model, pixels, catalog, max(steps // 2, 1), seed, batch=256, lr=3e-3)
+    align = _align(model, catalog, max(steps // 2, 1), seed, batch=256, lr=3e-3)
     return model.eval(), {"encoder": encoder, "align": align}
 
 
@@ -176,13 +176,13 @@ def _train_encoder(model: Clip, pixels: torch.Tensor, catalog: Catalog, steps: i
     return fit([*model.image_encoder.parameters(), *model.presence_head.parameters()], steps, lr, "train synth-clip encoder", loss_at)
 
 
-def _align(model: Clip, pixels: torch.Tensor, catalog: Catalog, steps: int, seed: int, batch: int, lr: float) -> list[float]:
+def _align(model: Clip, catalog: Catalog, steps: int, seed: int, batch: int, lr: float) -> list[float]:
     """Contrastive (InfoNCE both ways) on (frozen image features, partial caption) pairs."""
     rng = np.random.default_rng(seed)
     tokenizer = Tokenizer()
     names = visible_names(catalog)
     usable = np.array([i for i, n in enumerate(names) if n])
-    features = patch_features(model.image_encoder, pixels)
+    features = patch_features(model.image_encoder, catalog)
 
     def loss_at(step: int) -> torch.Tensor:
         chosen = rng.choice(usable, min(batch, len(usable)), replace=False)

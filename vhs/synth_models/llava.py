@@ -17,12 +17,15 @@ from vhs.data.catalog import Catalog
 from vhs.synth_models.checkpoint import Checkpointable
 from vhs.synth_models.caption_lm import SynthCaptionLM
 from vhs.synth_models.clip import ImageEncoder
-from vhs.synth_models.data import load_pixels, patch_labels
+from vhs.synth_models.data import patch_labels
 from vhs.synth_models.features import patch_features
 from vhs.synth_models.fit import fit
 from vhs.synth_models.lm import LMConfig, TinyLM, last_logits, yes_or_no
 from vhs.synth_models.tokenizer import Tokenizer
 from vhs.synth_models.training_questions import training_questions
+
+
+ALIGN_WEIGHT = 4.0  # the alignment beside the answer loss: 0.884 / 0.922 / 0.886 / 0.886 single-image accuracy at 1 / 4 / 8 / 16 (measured)
 
 
 @dataclass
@@ -79,8 +82,9 @@ class SynthLlava(Checkpointable):
 def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int, batch: int = 32, lr: float = 1e-3) -> tuple[SynthLlava, dict[str, list[float]]]:
     """LLaVA's two stages on a pretrained reader (synth-caption's LM and encoder, as LLaVA starts from Vicuna and CLIP).
 
-    1. align (half the steps, LM frozen): the projector learns to turn each patch into the word
-       embedding of the object covering it, or of "nothing";
+    1. align (half the steps, LM frozen): the projector learns to turn each patch into the sum of the
+       word embeddings of the objects whose boxes cover it, or "nothing" (`word_sums`, as MIRAGE's
+       slots); the squared distance is summed over the width, as MIRAGE's caption loss is;
     2. answer (the other half): projector and LM on VHs questions of 1-3 images from the training
        split, the alignment loss kept beside the answer loss.
     """
@@ -89,14 +93,16 @@ def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int,
     model.image_encoder.load_state_dict(reader.captioner.image_encoder.state_dict())
     model.image_encoder.requires_grad_(False)
     model.lm.load_state_dict(reader.lm.state_dict())
-    features = patch_features(model.image_encoder, load_pixels(catalog))
-    words = patch_words(patch_labels(catalog), [model.tokenizer.ids[name] for name in catalog.category_names], model.tokenizer.ids["nothing"])
+    features = patch_features(model.image_encoder, catalog)
+    labels = patch_labels(catalog)
+    vocabulary = torch.tensor([model.tokenizer.ids[name] for name in [*catalog.category_names, "nothing"]])
     questions = training_questions(catalog, (1, 1, 2, 3), steps * batch // 8 + 2, seed)
     generator = torch.Generator().manual_seed(seed)
     model.train()
 
     def alignment(rows: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(model.projector(features[rows]), model.lm.words(words[rows]).detach())
+        targets = word_sums(labels[rows], model.lm.words(vocabulary).detach())
+        return ALIGN_WEIGHT * (model.projector(features[rows]) - targets).pow(2).sum(-1).mean()
 
     def align_at(step: int) -> torch.Tensor:
         return alignment(torch.randint(len(features), (256,), generator=generator))
@@ -144,7 +150,8 @@ def frame_length(tokenizer: Tokenizer, images: int, tokens_per_image: int, promp
     return images * (tokens_per_image + per_image) + len(tokenizer.encode("question :")) + prompt
 
 
-def patch_words(labels: torch.Tensor, category_words: list[int], nothing: int) -> torch.Tensor:
-    """(N, patches, C) patch labels -> (N, patches) word ids: the patch's object (the first, if several) or "nothing"."""
-    ids = torch.tensor(category_words)[labels.argmax(-1)]
-    return torch.where(labels.sum(-1) > 0, ids, torch.tensor(nothing))
+def word_sums(presence: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+    """(..., C) 0/1 presence and (C+1, D) word embeddings ("nothing" last) -> (..., D): the sum of the
+    present categories' words, or "nothing" where none is present (a patch's or a slot's target)."""
+    sums = presence.float() @ words[:-1]
+    return torch.where(presence.sum(-1, keepdim=True) == 0, words[-1], sums)

@@ -14,7 +14,7 @@ from vhs.mirage.compressor import QFormer
 from vhs.mirage.retriever import TOP_K, Retriever, select
 from vhs.models.base import ImageRef
 from vhs.synth_models.checkpoint import Checkpointable
-from vhs.synth_models.clip import ImageEncoder, pad
+from vhs.synth_models.clip import ImageEncoder, padded
 from vhs.synth_models.data import to_float
 from vhs.synth_models.inference import read_pixels
 from vhs.synth_models.llava import frame, frame_length
@@ -95,11 +95,11 @@ class MirageMechanisms:
         read (in query mode) with `questions[i]`; -> (sum(counts), K, lm_width) tokens."""
         context = mask = None
         if self.query_aware and questions is not None:
-            ids, lengths = pad(questions), torch.tensor([len(q) for q in questions])
+            ids, real = padded(questions)
             context = self.question_in(self.word_embeddings(ids))
             if len(questions) > 1:  # padded: each image reads its own sample's question
                 repeats = torch.tensor(counts, device=context.device)
-                mask = (torch.arange(ids.shape[1])[None] < lengths[:, None]).to(context.device).repeat_interleave(repeats, dim=0)
+                mask = real.to(context.device).repeat_interleave(repeats, dim=0)
                 context = context.repeat_interleave(repeats, dim=0)
         return self._in_chunks(lambda part, c, m: self.projector(self.qformer(part, c, m)), features, context, mask)
 

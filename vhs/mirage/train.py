@@ -31,7 +31,7 @@ from vhs.data.questions import with_article
 from vhs.mirage.hub import HubMirage, HubMirageConfig
 from vhs.mirage.model import Mirage, MirageConfig, MirageMechanisms
 from vhs.synth_models.caption_lm import SynthCaptionLM
-from vhs.synth_models.clip import pad
+from vhs.synth_models.clip import padded
 from vhs.synth_models.data import train_dir, training_catalog
 from vhs.synth_models.features import patch_features
 from vhs.synth_models.fit import fit
@@ -159,8 +159,8 @@ def fit_mirage(
 
     def retrieval(questions: list[list[int]], tokens: list[torch.Tensor], relevance: list[list[int]], step: int) -> torch.Tensor:
         counts = torch.tensor([len(t) for t in tokens], device=model.device)
-        ids, lengths = pad(questions), torch.tensor([len(q) for q in questions])
-        words, real = model.word_embeddings(ids), (torch.arange(ids.shape[1])[None] < lengths[:, None]).to(model.device)
+        ids, real = padded(questions)
+        words, real = model.word_embeddings(ids), real.to(model.device)
         logits = model.retriever(torch.cat(tokens), words.repeat_interleave(counts, dim=0), real.repeat_interleave(counts, dim=0))
         loss = relevance_loss(logits, torch.tensor([r for rel in relevance for r in rel], device=model.device))
         curves["retriever"].append(round(loss.item(), 5))

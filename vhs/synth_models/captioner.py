@@ -43,8 +43,9 @@ class Captioner(Checkpointable):
         self.head = nn.Sequential(nn.Linear(config.width, config.width), nn.GELU(), nn.Linear(config.width, len(config.categories)))
 
     def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, 64, width) -> (B, C) presence logits."""
-        return smooth_max(self.head(features))
+        """(B, 64, width) -> (B, C) presence logits, 1,024 images at a time (a whole split's features
+        fit in memory; the head's per-patch activations for all of them need not)."""
+        return torch.cat([smooth_max(self.head(part)) for part in features.split(1024)])
 
     @torch.no_grad()
     def captions(self, pixels: torch.Tensor) -> list[str]:

@@ -143,6 +143,12 @@ def pad(sequences: list[list[int]], length: int | None = None) -> torch.Tensor:
     return out
 
 
+def padded(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`pad`'s (B, T) ids and a (B, T) mask, True at each row's real tokens (an id may be 0 there)."""
+    ids, lengths = pad(sequences), torch.tensor([len(s) for s in sequences])
+    return ids, torch.arange(ids.shape[1])[None] < lengths[:, None]
+
+
 def visible_names(catalog: Catalog) -> list[list[str]]:
     """For each image, the names of the categories it visibly shows."""
     return [[catalog.category_names[c] for c in np.flatnonzero(row == PRESENT)] for row in catalog.state]

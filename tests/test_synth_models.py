@@ -23,9 +23,11 @@ from vhs.synth_models.captioner import Captioner, balanced_threshold
 from vhs.synth_models.clip import Clip, ImageEncoder, pad
 from vhs.synth_models.data import SYNTH_TRAIN, load_pixels, patch_labels, to_float, training_catalog
 from vhs.synth_models.features import encoder_digest, patch_features
+from vhs.synth_models.fit import fit
 from vhs.synth_models.llava import SynthLlava, word_sums
-from vhs.synth_models.lm import LMConfig, TinyLM
+from vhs.synth_models.lm import LMConfig, TinyLM, last_positions
 from vhs.synth_models.tokenizer import Tokenizer
+from vhs.synth_models.training_questions import in_size_runs, training_questions
 from vhs.synth_models.train import train_model
 
 torch.set_num_threads(2)
@@ -150,6 +152,31 @@ def test_a_patch_target_sums_every_object_covering_it() -> None:
     assert torch.allclose(targets[0, 0], words[0] + words[2]) and torch.equal(targets[0, 1], words[3]) and torch.equal(targets[0, 2], words[1])
 
 
+@pytest.mark.parametrize("max_grad_norm", [None, 1.0])
+def test_fit_clips_the_gradient_norm_when_asked(max_grad_norm: float | None) -> None:
+    weight = torch.nn.Parameter(torch.zeros(10))
+    norms = []
+
+    def loss_at(step: int) -> torch.Tensor:
+        if step:  # the previous step's gradient, as the optimiser took it
+            norms.append(float(weight.grad.norm()))
+        return 100 * weight.sum()  # gradient norm 100 * sqrt(10)
+
+    fit([weight], 3, 1e-3, "clip", loss_at, max_grad_norm=max_grad_norm)
+    assert norms == pytest.approx([1.0, 1.0] if max_grad_norm else [100 * 10**0.5] * 2)
+
+
+def test_training_batches_in_size_runs_share_one_haystack_size(small_catalog: Catalog) -> None:
+    questions = training_questions(small_catalog, (1, 2, 3), 30, seed=0)
+    ordered = in_size_runs(questions, 8, seed=0)
+    runs = [ordered[start : start + 8] for start in range(0, len(ordered), 8)]
+    assert all(len(run) == 8 and len({q["size"] for q in run}) == 1 for run in runs)
+    assert [run[0]["size"] for run in runs] != sorted(run[0]["size"] for run in runs)  # the runs are shuffled
+    sizes = [q["size"] for q in questions]
+    assert len(ordered) == sum(sizes.count(n) // 8 * 8 for n in (1, 2, 3))  # only each size's incomplete run is dropped
+    assert len({q["qid"] for q in ordered}) == len(ordered) and ordered == in_size_runs(questions, 8, seed=0)
+
+
 def test_patch_labels_follow_the_boxes(small_catalog: Catalog) -> None:
     labels = patch_labels(small_catalog)
     assert labels.shape == (len(small_catalog.image_ids), 64, len(small_catalog.category_names))
@@ -201,6 +228,20 @@ def test_captions_read_literally_answer_by_the_images_that_name_the_anchor() -> 
     assert read_captions(captions, {**single, "quantifier": "any"}) == "yes"
     assert read_captions(captions[1:], {**single, "target": "orange cross"}) == "no"
     assert read_captions(captions, {**single, "anchor": "green star"}) is None  # no caption names it: the true answer is used
+
+
+def test_the_lm_computes_only_the_last_real_position_of_each_padded_row_as_the_full_causal_pass_does() -> None:
+    torch.manual_seed(0)
+    lm = TinyLM(LMConfig(vocab=50))
+    lengths = torch.tensor([9, 4, 6])
+    x = torch.randn(3, 9, lm.config.width) * (torch.arange(9) < lengths[:, None]).unsqueeze(-1)  # right-padded
+    hidden = x
+    for block in lm.blocks:
+        hidden = block(hidden)  # every position, causal
+    full = lm.norm(last_positions(hidden, lengths)) @ lm.words.weight.T
+    assert torch.allclose(lm(x, lengths), full, atol=1e-5)
+    shorter = lm(x[1:2, :4], lengths[1:2])  # the padding after a row's end changes nothing
+    assert torch.allclose(shorter, full[1:2], atol=1e-5)
 
 
 def test_a_fresh_lm_attends_most_to_earlier_copies_of_the_current_word() -> None:

@@ -27,7 +27,7 @@ from vhs.mirage.model import COMPRESSIONS, MirageMechanisms
 from vhs.mirage.retriever import Retriever
 from vhs.models.base import ImageRef, open_rgb
 from vhs.models.hf import resolve_device, resolve_dtype
-from vhs.synth_models.lm import last_logits
+from vhs.synth_models.lm import last_positions
 
 KIND = "mirage-hub"
 IMAGE, QUESTION = "\x00image\x00", "\x00question\x00"  # split points in the templated text, never tokenized
@@ -143,7 +143,7 @@ class HubMirage(MirageMechanisms, nn.Module):
                 parts += [image, text]
             rows.append(torch.cat([*parts, self._embed(prompt), pieces[-1]]))
         lengths = torch.tensor([len(r) for r in rows], device=self.device)
-        return last_logits(self._run_lm(rows), lengths)
+        return last_positions(self._run_lm(rows), lengths)
 
     def caption_loss(self, tokens: torch.Tensor, captions: list[str]) -> torch.Tensor:
         """Next-token loss of each image's caption after its K tokens (the captioning stage's objective)."""

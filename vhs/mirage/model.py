@@ -18,7 +18,7 @@ from vhs.synth_models.clip import ImageEncoder, padded
 from vhs.synth_models.data import to_float
 from vhs.synth_models.inference import read_pixels
 from vhs.synth_models.llava import frame, frame_length
-from vhs.synth_models.lm import LMConfig, TinyLM, last_logits, yes_or_no
+from vhs.synth_models.lm import LMConfig, TinyLM, yes_or_no
 from vhs.synth_models.tokenizer import Tokenizer
 
 COMPRESSIONS = ("image", "query")
@@ -163,7 +163,7 @@ class Mirage(MirageMechanisms, Checkpointable):
     def answer_logits(self, kept: list[torch.Tensor], prompts: list[list[int]]) -> torch.Tensor:
         """The kept tokens framed as the reader's captions are ("image N : <K tokens> ."), then the question."""
         embeddings, lengths = frame(self.lm, self.tokenizer, kept, prompts)
-        return last_logits(self.lm(embeddings), lengths)
+        return self.lm(embeddings, lengths)
 
     def lm_tokens(self, images: int, question: list[int]) -> int:
         """`frame`'s length for `images` kept images of K tokens and this question."""

@@ -11,9 +11,10 @@ Three stages, as the official code's four with its last two merged:
 2. retriever (1/5): the retriever alone, BCE with positive weight 5 on every image of a sample and on
    8 hard negatives per sample (`hard_negative_pools`): training images without the anchor that the
    frozen captioner rates likeliest to show it, which random haystacks of at most 30 images hardly
-   ever hold, but a 10,000-image haystack always does (co-training keeps them);
+   ever hold, but a 10,000-image haystack always does (co-training keeps them). The compressor is
+   frozen here, so in image mode every training image is compressed once for the whole stage;
 3. co-training (the rest): retriever BCE + the LM's answer loss over the relevant images + the caption
-   loss, everything after the encoder trainable; in the last third of this stage, with probability
+   loss, everything after the encoder trainable, the gradient's norm clipped at 1; in the last third of this stage, with probability
    0.1 a sample's LM input also gets up to 15% of its irrelevant images (`with_noise`).
 """
 
@@ -44,6 +45,7 @@ NOISE_PROBABILITY, NOISE_FRACTION = 0.1, 0.15
 HELDOUT = SynthSplit(name="heldout", images=1_000, seed=2)  # recall during training is measured here
 BATCH = 16
 CAPTION_LR = 1e-2
+COTRAIN_MAX_GRAD_NORM = 1.0  # unclipped, one 2,100-step run's co-training diverged at step ~300 (LM loss back to chance)
 HARD_NEGATIVES, HARD_POOL = 8, 256  # per sample, drawn from each category's 256 likeliest false alarms
 
 
@@ -147,13 +149,15 @@ def fit_mirage(
         pool = hard[anchor_column[question["anchor"]]]
         return torch.cat([rows, pool[torch.from_numpy(rng.choice(len(pool), min(HARD_NEGATIVES, len(pool)), replace=False))]])
 
-    def batch(index: int) -> tuple[list[dict], list[torch.Tensor], list[list[int]], list[torch.Tensor], list[list[int]]]:
-        """Samples, their image rows (haystack, then hard negatives), question ids, tokens and 0/1 relevance."""
+    def batch(index: int, compressed: torch.Tensor | None = None) -> tuple[list[dict], list[torch.Tensor], list[list[int]], list[torch.Tensor], list[list[int]]]:
+        """Samples, their image rows (haystack, then hard negatives), question ids, tokens and 0/1 relevance.
+        The tokens are looked up in `compressed` (every image's, image mode with the compressor frozen) when given."""
         chosen = [samples[(index * BATCH + i) % len(samples)] for i in range(BATCH)]
         rows = [rows_of(q) for q in chosen]
         questions = [model.question_ids(q["question"]) for q in chosen]
         counts = [len(r) for r in rows]
-        tokens = list(model.compress_samples(features[torch.cat(rows)], counts, questions).split(counts))
+        every = torch.cat(rows)
+        tokens = list((compressed[every] if compressed is not None else model.compress_samples(features[every], counts, questions)).split(counts))
         relevance = [[int(i in q["needle_ids"]) for i in q["image_ids"]] + [0] * (len(r) - len(q["image_ids"])) for q, r in zip(chosen, rows, strict=True)]
         return chosen, rows, questions, tokens, relevance
 
@@ -170,9 +174,9 @@ def fit_mirage(
             model.train()
         return loss
 
-    def retriever_at(step: int) -> torch.Tensor:
+    def retriever_at(step: int, compressed: torch.Tensor | None) -> torch.Tensor:
         with torch.no_grad():  # the compressor is frozen in this stage
-            _, _, questions, tokens, relevance = batch(step)
+            _, _, questions, tokens, relevance = batch(step, compressed)
         return retrieval(questions, tokens, relevance, step)
 
     def cotrain_at(step: int) -> torch.Tensor:
@@ -187,8 +191,10 @@ def fit_mirage(
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     curves["captions"] = fit([*model.qformer.parameters(), *model.projector.parameters()], first, CAPTION_LR, "train mirage: captions", captions_at)
-    curves["retrieval"] = fit(model.retriever.parameters(), second, 3e-3, "train mirage: retriever", retriever_at)
-    curves["cotrain"] = fit(trainable, last, lr, "train mirage: co-training", cotrain_at)
+    with torch.no_grad():  # image mode: the frozen compressor's tokens do not depend on the question, so each image is compressed once
+        compressed = None if model.query_aware else model.compress(features)
+    curves["retrieval"] = fit(model.retriever.parameters(), second, 3e-3, "train mirage: retriever", lambda step: retriever_at(step, compressed))
+    curves["cotrain"] = fit(trainable, last, lr, "train mirage: co-training", cotrain_at, max_grad_norm=COTRAIN_MAX_GRAD_NORM)
     return curves
 
 

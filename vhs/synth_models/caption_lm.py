@@ -15,9 +15,9 @@ from vhs.synth_models.checkpoint import Checkpointable
 from vhs.synth_models.clip import pad, visible_names
 from vhs.synth_models.features import patch_features
 from vhs.synth_models.fit import fit
-from vhs.synth_models.lm import LMConfig, TinyLM, last_logits, yes_or_no
+from vhs.synth_models.lm import LMConfig, TinyLM, yes_or_no
 from vhs.synth_models.tokenizer import Tokenizer, caption_of
-from vhs.synth_models.training_questions import training_questions
+from vhs.synth_models.training_questions import in_size_runs, training_questions
 
 
 @dataclass
@@ -57,7 +57,7 @@ class SynthCaptionLM(Checkpointable):
         lengths = torch.tensor([len(p) for p in prompts])
         if lengths.max() > self.config.context:
             raise ValueError(f"prompt of {int(lengths.max())} tokens exceeds the {self.config.context}-token context")
-        return last_logits(self.lm(self.lm.words(ids)), lengths)
+        return self.lm(self.lm.words(ids), lengths)
 
     @torch.no_grad()
     def answer(self, prompts: list[list[int]]) -> list[str]:
@@ -85,9 +85,10 @@ def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: i
     """Train the LM in two phases (the curve keeps each):
 
     1. reading (3/4 of the steps): single-image questions over the true captions, the text-only
-       "pretraining" every later model starts from. The LM sits on a plateau at chance for ~600
-       steps of 128 before it finds the word that matches the question's target (measured);
-    2. haystacks (1/4, batches of a quarter the size): questions over 1-8 images, read from the
+       "pretraining" every later model starts from. The LM sits on a plateau at chance for 235-404
+       steps of 128 (three seeds; `QUERY_STD`) before it finds the word that matches the question's
+       target (measured);
+    2. haystacks (1/4, batches of a quarter the size, each of one haystack size): questions over 1-8 images, read from the
        captioner's own captions, at a third of the learning rate, answered as those captions say
        (`read_captions`; the true answer where no caption names the anchor): the LM learns to read
        what it is given, not to second-guess the captioner.
@@ -100,10 +101,10 @@ def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: i
     truth = [caption_of(names) for names in visible_names(catalog)]
     written = model.captioner.captions_from_features(patch_features(model.captioner.image_encoder, catalog))
     reading = training_questions(catalog, (1,), min(20_000, steps * batch), seed, multi=False)
-    haystacks = [
+    haystacks = in_size_runs([
         q for q in training_questions(catalog, (1, 2, 3, 5, 8), min(2_000, steps * batch // 8), seed + 1)
         if len(model.prompt_ids([written[r] for r in catalog.rows_of(q["image_ids"])], q["question"])) <= config.context
-    ]
+    ], batch // 4, seed + 1)
     model.train()
 
     def phase(questions: list[dict], captions: list[str], batch: int) -> Callable[[int], torch.Tensor]:

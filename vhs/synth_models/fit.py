@@ -7,9 +7,14 @@ from torch import nn
 from tqdm import tqdm
 
 
-def fit(parameters: Iterable[nn.Parameter], steps: int, lr: float, desc: str, loss_at: Callable[[int], torch.Tensor], weight_decay: float = 0.01) -> list[float]:
-    """Minimise `loss_at(step)` for `steps` steps; return the loss of every step."""
-    optimiser = torch.optim.AdamW(list(parameters), lr=lr, weight_decay=weight_decay)
+def fit(
+    parameters: Iterable[nn.Parameter], steps: int, lr: float, desc: str, loss_at: Callable[[int], torch.Tensor],
+    weight_decay: float = 0.01, max_grad_norm: float | None = None,
+) -> list[float]:
+    """Minimise `loss_at(step)` for `steps` steps, the gradient's norm clipped to `max_grad_norm` if
+    given; return the loss of every step."""
+    parameters = list(parameters)
+    optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     warmup = 0.1 if steps != 10 else 0.2  # OneCycleLR divides by zero when the warm-up is exactly 1 step
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps, pct_start=warmup)
     curve = []
@@ -17,6 +22,8 @@ def fit(parameters: Iterable[nn.Parameter], steps: int, lr: float, desc: str, lo
         loss = loss_at(step)
         optimiser.zero_grad()
         loss.backward()
+        if max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(parameters, max_grad_norm)
         optimiser.step()
         schedule.step()
         curve.append(round(loss.item(), 5))

@@ -20,9 +20,9 @@ from vhs.synth_models.clip import ImageEncoder
 from vhs.synth_models.data import patch_labels
 from vhs.synth_models.features import patch_features
 from vhs.synth_models.fit import fit
-from vhs.synth_models.lm import LMConfig, TinyLM, last_logits, yes_or_no
+from vhs.synth_models.lm import LMConfig, TinyLM, yes_or_no
 from vhs.synth_models.tokenizer import Tokenizer
-from vhs.synth_models.training_questions import training_questions
+from vhs.synth_models.training_questions import in_size_runs, training_questions
 
 
 ALIGN_WEIGHT = 4.0  # the alignment beside the answer loss: 0.884 / 0.922 / 0.886 / 0.886 single-image accuracy at 1 / 4 / 8 / 16 (measured)
@@ -70,7 +70,7 @@ class SynthLlava(Checkpointable):
     def answer_logits(self, features: list[torch.Tensor], prompts: list[list[int]]) -> torch.Tensor:
         """Next-word logits at the answer position, (B, vocab)."""
         embeddings, lengths = self.embed(features, prompts)
-        return last_logits(self.lm(embeddings), lengths)
+        return self.lm(embeddings, lengths)
 
     @torch.no_grad()
     def answer(self, features: list[torch.Tensor], questions: list[str]) -> list[str]:
@@ -86,7 +86,7 @@ def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int,
        word embeddings of the objects whose boxes cover it, or "nothing" (`word_sums`, as MIRAGE's
        slots); the squared distance is summed over the width, as MIRAGE's caption loss is;
     2. answer (the other half): projector and LM on VHs questions of 1-3 images from the training
-       split, the alignment loss kept beside the answer loss.
+       split, each batch of one size (`in_size_runs`), the alignment loss kept beside the answer loss.
     """
     torch.manual_seed(seed)
     model = SynthLlava(LlavaConfig(width=reader.config.width, lm_width=reader.config.lm_width, layers=reader.config.layers, heads=reader.config.heads))
@@ -96,7 +96,7 @@ def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int,
     features = patch_features(model.image_encoder, catalog)
     labels = patch_labels(catalog)
     vocabulary = torch.tensor([model.tokenizer.ids[name] for name in [*catalog.category_names, "nothing"]])
-    questions = training_questions(catalog, (1, 1, 2, 3), steps * batch // 8 + 2, seed)
+    questions = in_size_runs(training_questions(catalog, (1, 1, 2, 3), steps * batch // 8 + 2, seed), batch, seed)
     generator = torch.Generator().manual_seed(seed)
     model.train()
 

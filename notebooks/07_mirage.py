@@ -79,7 +79,7 @@ plots.mirage_diagram();
 # relevant) while the LM still sees only the relevant images. The retriever starts with its question
 # projection at the identity, its attention keys tied to its queries and random positions (ours):
 # started from zero positions it sat near recall@1 0.2 for about 750 steps before learning to tell the
-# anchor from the target. Each sample's retrieval loss also counts 8 hard negatives (ours): training
+# anchor from the target. Each sample's retrieval loss also counts 4 hard negatives (ours): training
 # images without the anchor that the frozen captioner rates likeliest to show it, drawn from the 256
 # likeliest per category. Haystacks of at most 30 random images hardly ever hold such a look-alike;
 # a 10,000-image haystack always holds some, and without them the retriever's recall@1 at 10,000 was 0.04.

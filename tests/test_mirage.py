@@ -12,6 +12,7 @@ from vhs.data import questions as qs
 from vhs.data.catalog import Catalog
 from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import RunOptions, evaluate
+from vhs.mirage.compressor import Attention
 from vhs.mirage.model import Mirage, MirageConfig
 from vhs.mirage.retriever import Retriever, select
 from vhs.mirage.store import FeatureStore
@@ -82,6 +83,32 @@ def test_caption_slots_sum_their_objects_words_or_say_nothing() -> None:
     assert torch.equal(targets[0, 0], words[0] + words[2]) and torch.equal(targets[0, 1], words[5])
     assert caption_alignment(targets, present, words).item() == 0.0
     assert caption_alignment(targets.flip(1), present, words).item() > 0.5
+
+
+def test_qformer_attention_is_torch_multihead_attention_with_its_parameters() -> None:
+    torch.manual_seed(0)
+    reference = torch.nn.MultiheadAttention(16, 4, batch_first=True)
+    torch.manual_seed(0)
+    attention = Attention(16, 4)
+    assert list(attention.state_dict()) == list(reference.state_dict())  # checkpoints keep their layout
+    assert all(torch.equal(a, b) for a, b in zip(attention.state_dict().values(), reference.state_dict().values(), strict=True))  # and their initialisation
+    queries, context = torch.randn(5, 3, 16, requires_grad=True), torch.randn(5, 7, 16)
+    ignored = torch.zeros(5, 7, dtype=torch.bool)
+    ignored[1, 4:] = ignored[3, 6:] = True
+    for mask in (None, ignored):
+        ours, theirs = attention(queries, context, mask), reference(queries, context, context, key_padding_mask=mask, need_weights=False)[0]
+        assert torch.allclose(ours, theirs, atol=1e-6)
+        ours_grad, = torch.autograd.grad(ours.pow(2).sum(), queries)
+        theirs_grad, = torch.autograd.grad(theirs.pow(2).sum(), queries)
+        assert torch.allclose(ours_grad, theirs_grad, atol=1e-5)
+
+
+def test_an_unpadded_question_scores_as_one_with_an_all_true_mask() -> None:
+    torch.manual_seed(0)
+    retriever = Retriever(width=16, tokens=2, max_question=6, layers=2, heads=2).eval()
+    images, words = torch.randn(4, 2, 16), torch.randn(1, 5, 16)
+    with torch.no_grad():
+        assert torch.allclose(retriever(images, words), retriever(images, words, torch.ones(1, 5, dtype=torch.bool)), atol=1e-5)
 
 
 @pytest.mark.parametrize("compression", ["image", "query"])

@@ -2,7 +2,10 @@
 
 A small transformer encoder reads [the image's K projected tokens ; the question's word embeddings
 through a linear projection] plus learned positions; the mean over real tokens goes through a linear
-layer to one logit.
+layer to one logit. Its MLP is as wide as its tokens (it was twice as wide): a 10,000-image haystack is
+10,000 passes, and at this width, with no mask for an unpadded question, one question there took
+0.79-0.90 s against 1.04-1.15 s for the previous code and checkpoint (measured back to back), with the
+needle kept no less often at 1,000 and 10,000 images (200 questions each).
 
 How it starts (ours): the caption stage has already put an object's word embedding into the image
 tokens, so the question's projection starts as the identity (the anchor's word and the tokens that
@@ -32,7 +35,7 @@ class Retriever(nn.Module):
         super().__init__()
         self.question = nn.Linear(width, width)
         self.position = nn.Parameter(torch.zeros(1, tokens + max_question, width))
-        layer = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout=0.0, batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(width, heads, width, dropout=0.0, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
         self.score = nn.Linear(width, 1)
@@ -48,9 +51,10 @@ class Retriever(nn.Module):
         count, tokens = images.shape[:2]
         words = self.question(question).expand(count, -1, -1)
         x = torch.cat([images, words], dim=1) + self.position[:, : tokens + words.shape[1]]
+        if question_mask is None:  # nothing padded: no mask, a plain softmax (8-11% faster at 10,000 images, measured)
+            return self.score(self.norm(self.encoder(x)).mean(1)).squeeze(-1)
         real = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-        if question_mask is not None:
-            real[:, tokens:] = question_mask.expand(count, -1)
+        real[:, tokens:] = question_mask.expand(count, -1)
         hidden = self.norm(self.encoder(x, src_key_padding_mask=~real))
         pooled = (hidden * real.unsqueeze(-1)).sum(1) / real.sum(1, keepdim=True)
         return self.score(pooled).squeeze(-1)

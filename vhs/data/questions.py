@@ -17,7 +17,7 @@ Only ids are held, so memory stays bounded at 10,000 images x 1,000 questions.
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,19 +63,34 @@ def parse_question(text: str) -> tuple[str, str, str]:
 
 @dataclass(frozen=True)
 class _Pools:
-    """Boolean columns of one catalog, computed once per build."""
+    """Boolean rows of one catalog, category-major (a category's images are contiguous), computed once per build."""
 
-    present: np.ndarray  # (images, categories)
+    present: np.ndarray  # (categories, images)
     absent: np.ndarray
     usable: np.ndarray  # not ambiguous
+    _rows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def of(cls, catalog: Catalog) -> "_Pools":
-        return cls(catalog.state == PRESENT, catalog.state == ABSENT, catalog.state != AMBIGUOUS)
+        state = catalog.state.T
+        return cls(np.ascontiguousarray(state == PRESENT), np.ascontiguousarray(state == ABSENT), np.ascontiguousarray(state != AMBIGUOUS))
 
     def counts(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """(C, C) matrix: number of images with left[:, a] and right[:, t]. Exact in float32 below 2**24."""
-        return np.rint(left.T.astype(np.float32) @ right.astype(np.float32)).astype(np.int64)
+        """(C, C) matrix: number of images with left[a] and right[t]. Exact in float32 below 2**24."""
+        return np.rint(left.astype(np.float32) @ right.T.astype(np.float32)).astype(np.int64)
+
+    def rows(self, anchor: int, target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of needles holding the target, of needles lacking it, and of eligible distractors
+        for one (anchor, target) pair, computed once per pair (a set has thousands of pairs' questions
+        but at most C * (C - 1) distinct pairs)."""
+        if (anchor, target) not in self._rows:
+            has_anchor = self.present[anchor] & self.usable[target]
+            self._rows[anchor, target] = (
+                np.flatnonzero(has_anchor & self.present[target]),
+                np.flatnonzero(has_anchor & self.absent[target]),
+                np.flatnonzero(self.absent[anchor] & self.usable[target]),
+            )
+        return self._rows[anchor, target]
 
 
 @dataclass(frozen=True)
@@ -177,18 +192,15 @@ def _questions_for_size(
         anchor = int(anchor_order[cursor % len(anchor_order)])
         cursor += 1
         target = int(rng.choice(np.flatnonzero(ok[anchor])))
-        has_anchor = pools.present[:, anchor] & pools.usable[:, target]
-        holds = np.flatnonzero(has_anchor & pools.present[:, target])
-        lacks = np.flatnonzero(has_anchor & pools.absent[:, target])
-        distractor_pool = np.flatnonzero(pools.absent[:, anchor] & pools.usable[:, target])
+        holds, lacks, distractor_pool = pools.rows(anchor, target)
         for answer in ("yes", "no"):
             k = _with_target_count(rng, needles, quantifier, answer, len(holds), len(lacks))
             needle_rows = np.concatenate([rng.choice(holds, k, replace=False), rng.choice(lacks, needles - k, replace=False)])
             distractor_rows = rng.choice(distractor_pool, size - needles, replace=False)
-            rows = np.concatenate([needle_rows, distractor_rows])[rng.permutation(size)]
-            is_needle = np.isin(rows, needle_rows)
-            positions = np.flatnonzero(is_needle)
-            distractor_has_target = pools.present[distractor_rows, target]
+            order = rng.permutation(size)
+            rows = np.concatenate([needle_rows, distractor_rows])[order]
+            positions = np.flatnonzero(order < needles)  # needles come first before the shuffle
+            distractor_has_target = pools.present[target, distractor_rows]
             yield {
                 "qid": f"{mode}-{size}-{2 * pair + (answer == 'no'):04d}",
                 "mode": mode,

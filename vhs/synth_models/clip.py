@@ -142,10 +142,10 @@ def smooth_max(votes: torch.Tensor) -> torch.Tensor:
 def pad(sequences: list[list[int]], length: int | None = None) -> torch.Tensor:
     """Right-pad id lists with 0 into a (B, length) tensor."""
     length = length or max(len(s) for s in sequences)
-    out = torch.zeros(len(sequences), length, dtype=torch.long)
+    out = np.zeros((len(sequences), length), np.int64)
     for row, sequence in enumerate(sequences):
-        out[row, : len(sequence)] = torch.tensor(sequence[:length])
-    return out
+        out[row, : len(sequence)] = sequence[:length]
+    return torch.from_numpy(out)
 
 
 def padded(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,7 +16,7 @@ from torch import nn
 from vhs.data.catalog import Catalog
 from vhs.synth_models.checkpoint import Checkpointable
 from vhs.synth_models.caption_lm import SynthCaptionLM
-from vhs.synth_models.clip import ImageEncoder
+from vhs.synth_models.clip import ImageEncoder, pad
 from vhs.synth_models.data import patch_labels
 from vhs.synth_models.features import patch_features
 from vhs.synth_models.fit import fit
@@ -63,14 +63,15 @@ class SynthLlava(Checkpointable):
         """Sequence length for a haystack of `images` images and this question."""
         return frame_length(self.tokenizer, images, self.config.tokens_per_image, len(self.prompt_ids(question)))
 
-    def embed(self, features: list[torch.Tensor], prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per sample: (n_images, 64, width) features and prompt ids -> right-padded embeddings and lengths."""
-        return frame(self.lm, self.tokenizer, [self.projector(images) for images in features], prompts)
-
     def answer_logits(self, features: list[torch.Tensor], prompts: list[list[int]]) -> torch.Tensor:
-        """Next-word logits at the answer position, (B, vocab)."""
-        embeddings, lengths = self.embed(features, prompts)
-        return self.lm(embeddings, lengths)
+        """Per sample (n_images, 64, width) features and prompt ids -> next-word logits at the answer
+        position, (B, vocab); every sample's patches go through the projector in one pass."""
+        projected = self.projector(torch.cat(features))
+        return self.read(list(projected.split([len(f) for f in features])), prompts)
+
+    def read(self, tokens: list[torch.Tensor], prompts: list[list[int]]) -> torch.Tensor:
+        """Per sample (n_images, 64, lm_width) projected tokens and prompt ids -> (B, vocab) answer logits."""
+        return self.lm(*frame(self.lm, self.tokenizer, tokens, prompts))
 
     @torch.no_grad()
     def answer(self, features: list[torch.Tensor], questions: list[str]) -> list[str]:
@@ -100,19 +101,22 @@ def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int,
     generator = torch.Generator().manual_seed(seed)
     model.train()
 
-    def alignment(rows: torch.Tensor) -> torch.Tensor:
+    def alignment(projected: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         targets = word_sums(labels[rows], model.lm.words(vocabulary).detach())
-        return ALIGN_WEIGHT * (model.projector(features[rows]) - targets).pow(2).sum(-1).mean()
+        return ALIGN_WEIGHT * (projected - targets).pow(2).sum(-1).mean()
 
     def align_at(step: int) -> torch.Tensor:
-        return alignment(torch.randint(len(features), (256,), generator=generator))
+        rows = torch.randint(len(features), (256,), generator=generator)
+        return alignment(model.projector(features[rows]), rows)
 
     def answer_at(step: int) -> torch.Tensor:
         chosen = [questions[(step * batch + i) % len(questions)] for i in range(batch)]
         rows = [torch.from_numpy(catalog.rows_of(q["image_ids"])) for q in chosen]
-        logits = model.answer_logits([features[r] for r in rows], [model.prompt_ids(q["question"]) for q in chosen])
+        everyone = torch.cat(rows)
+        projected = model.projector(features[everyone])  # read by the answer and the alignment alike
+        logits = model.read(list(projected.split([len(r) for r in rows])), [model.prompt_ids(q["question"]) for q in chosen])
         target = torch.tensor(model.tokenizer.answers(chosen))
-        return F.cross_entropy(logits, target) + alignment(torch.cat(rows))
+        return F.cross_entropy(logits, target) + alignment(projected, everyone)
 
     first = steps // 2
     curves = {"align": fit(model.projector.parameters(), first, 3e-3, "train synth-llava: align", align_at)}
@@ -126,22 +130,25 @@ def frame(lm: TinyLM, tokenizer: Tokenizer, images: list[torch.Tensor], prompts:
     reader's captions are ("image N : <tokens> ."), then "question :" and the prompt ids.
 
     Returns the right-padded embeddings (B, T, lm_width) and each row's length; a row longer than the
-    LM's context is a ValueError.
+    LM's context is a ValueError. The words of every row are looked up in one pass and the image
+    blocks written into their slots (a padded position holds the padding word's embedding; no real
+    position attends to it).
     """
-    def words(text: str) -> torch.Tensor:
-        return lm.words(torch.tensor(tokenizer.encode(text)))
-
-    rows = []
+    rows, slots = [], []
     for tokens, prompt in zip(images, prompts, strict=True):
-        parts = []
-        for number, block in enumerate(tokens, start=1):
-            parts += [words(f"image {number} :"), block, words(".")]
-        parts += [words("question :"), lm.words(torch.tensor(prompt))]
-        rows.append(torch.cat(parts))
+        ids, slot = [], []
+        for number in range(1, len(tokens) + 1):
+            head = tokenizer.encode(f"image {number} :")
+            ids += [*head, *[tokenizer.pad] * tokens.shape[1], *tokenizer.encode(".")]
+            slot += [False] * len(head) + [True] * tokens.shape[1] + [False]
+        ids += [*tokenizer.encode("question :"), *prompt]
+        rows.append(ids)
+        slots.append(slot + [False] * (len(ids) - len(slot)))
     lengths = torch.tensor([len(r) for r in rows])
     if lengths.max() > lm.config.context:
         raise ValueError(f"sequence of {int(lengths.max())} tokens exceeds the {lm.config.context}-token context")
-    return nn.utils.rnn.pad_sequence(rows, batch_first=True), lengths
+    blocks = torch.cat([t.reshape(-1, t.shape[-1]) for t in images])
+    return lm.words(pad(rows)).masked_scatter(pad(slots).bool()[..., None], blocks), lengths
 
 
 def frame_length(tokenizer: Tokenizer, images: int, tokens_per_image: int, prompt: int) -> int:

@@ -28,12 +28,18 @@ class Tokenizer:
         self.ids = {word: index for index, word in enumerate(self.words)}
         self.pad = self.ids["<pad>"]
         self.yes, self.no = self.ids["yes"], self.ids["no"]
+        self._encoded: dict[str, tuple[int, ...]] = {}  # training encodes the same prompts many times
 
     def __len__(self) -> int:
         return len(self.words)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of a lower-cased text; an unknown word is a one-line error."""
+        if text not in self._encoded:
+            self._encoded[text] = tuple(self._encode(text))
+        return list(self._encoded[text])
+
+    def _encode(self, text: str) -> list[int]:
         words = _SPLIT.findall(text.lower())
         ids, i = [], 0
         while i < len(words):

@@ -24,7 +24,7 @@ from vhs.synth_models.clip import Clip, ImageEncoder, pad
 from vhs.synth_models.data import SYNTH_TRAIN, load_pixels, patch_labels, to_float, training_catalog
 from vhs.synth_models.features import encoder_digest, patch_features
 from vhs.synth_models.fit import fit
-from vhs.synth_models.llava import SynthLlava, word_sums
+from vhs.synth_models.llava import SynthLlava, frame, frame_length, word_sums
 from vhs.synth_models.lm import LMConfig, TinyLM, last_positions
 from vhs.synth_models.tokenizer import Tokenizer
 from vhs.synth_models.training_questions import in_size_runs, training_questions
@@ -77,6 +77,12 @@ def test_save_then_load_gives_identical_outputs(runs: Path, small_catalog: Catal
         Clip.from_pretrained(runs / "synth-llava")
     with pytest.raises(VhsError, match="no trained model at .*nowhere"):
         Clip.from_pretrained(tmp_path / "nowhere")
+    stale = tmp_path / "stale"
+    Clip.from_pretrained(runs / "synth-clip").save_pretrained(stale)
+    saved = json.loads((stale / "config.json").read_text())
+    (stale / "config.json").write_text(json.dumps({**saved, "config": {**saved["config"], "embed": 32}}))
+    with pytest.raises(VhsError, match="stale holds a synth-clip saved by another version of vhs .*retrain it with `vhs train synth-clip"):
+        Clip.from_pretrained(stale)
 
 
 def test_synth_llava_holds_exactly_three_images(runs: Path, small_catalog: Catalog, small_synth: Path, tmp_path: Path) -> None:
@@ -253,3 +259,21 @@ def test_a_fresh_lm_attends_most_to_earlier_copies_of_the_current_word() -> None
     scores = (q[0, -1] * k[0, :-1]).sum(-1)
     assert int(scores.argmax()) == 1
     assert torch.equal(block.qkv.weight[: lm.config.width], block.qkv.weight[lm.config.width : 2 * lm.config.width])
+
+
+def test_frame_writes_each_image_block_between_its_caption_words_in_haystack_order() -> None:
+    torch.manual_seed(0)
+    tokenizer = Tokenizer()
+    lm = TinyLM(LMConfig(vocab=len(tokenizer)))
+    images = [torch.randn(2, 3, lm.config.width), torch.randn(1, 3, lm.config.width)]
+    prompts = [tokenizer.question("For the image with a red circle, is there a blue star?"), [tokenizer.yes]]
+    embeddings, lengths = frame(lm, tokenizer, images, prompts)
+
+    def words(text: str) -> torch.Tensor:
+        return lm.words(torch.tensor(tokenizer.encode(text)))
+
+    for row, (blocks, prompt) in enumerate(zip(images, prompts, strict=True)):
+        parts = [piece for n, block in enumerate(blocks, start=1) for piece in (words(f"image {n} :"), block, words("."))]
+        expected = torch.cat([*parts, words("question :"), lm.words(torch.tensor(prompt))])
+        assert int(lengths[row]) == len(expected) == frame_length(tokenizer, len(blocks), 3, len(prompt))
+        assert torch.equal(embeddings[row, : len(expected)], expected)

@@ -37,7 +37,10 @@ class Checkpointable(nn.Module):
         if saved.get("kind") != cls.kind:
             raise VhsError(f"{path} holds a {saved.get('kind')!r} model, not {cls.kind!r}")
         model = cls(cls.config_class(**saved["config"]))
-        load_model(model, str(Path(path) / "model.safetensors"))
+        try:
+            load_model(model, str(Path(path) / "model.safetensors"))
+        except RuntimeError as error:  # the shapes this code builds differ from the saved weights'
+            raise VhsError(f"{path} holds a {cls.kind} saved by another version of vhs (its weights do not fit this code's shapes); retrain it with `vhs train {cls.kind} --out {path}`") from error
         return model.eval()
 
     config_class: ClassVar[type]

@@ -83,10 +83,10 @@ class SynthLlava(Checkpointable):
 def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int, batch: int = 32, lr: float = 1e-3) -> tuple[SynthLlava, dict[str, list[float]]]:
     """LLaVA's two stages on a pretrained reader (synth-caption's LM and encoder, as LLaVA starts from Vicuna and CLIP).
 
-    1. align (half the steps, LM frozen): the projector learns to turn each patch into the sum of the
+    1. align (a third of the steps, LM frozen): the projector learns to turn each patch into the sum of the
        word embeddings of the objects whose boxes cover it, or "nothing" (`word_sums`, as MIRAGE's
        slots); the squared distance is summed over the width, as MIRAGE's caption loss is;
-    2. answer (the other half): projector and LM on VHs questions of 1-3 images from the training
+    2. answer (the other two thirds): projector and LM on VHs questions of 1-3 images from the training
        split, each batch of one size (`in_size_runs`), the alignment loss kept beside the answer loss.
     """
     torch.manual_seed(seed)
@@ -97,7 +97,8 @@ def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int,
     features = patch_features(model.image_encoder, catalog)
     labels = patch_labels(catalog)
     vocabulary = torch.tensor([model.tokenizer.ids[name] for name in [*catalog.category_names, "nothing"]])
-    questions = in_size_runs(training_questions(catalog, (1, 1, 2, 3), steps * batch // 8 + 2, seed), batch, seed)
+    first = steps // 3
+    questions = in_size_runs(training_questions(catalog, (1, 1, 2, 3), (steps - first) * batch // 4 + 2, seed), batch, seed)
     generator = torch.Generator().manual_seed(seed)
     model.train()
 
@@ -118,7 +119,6 @@ def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int,
         target = torch.tensor(model.tokenizer.answers(chosen))
         return F.cross_entropy(logits, target) + alignment(projected, everyone)
 
-    first = steps // 2
     curves = {"align": fit(model.projector.parameters(), first, 3e-3, "train synth-llava: align", align_at)}
     trainable = [*model.projector.parameters(), *model.lm.parameters()]
     curves["answer"] = fit(trainable, steps - first, lr, "train synth-llava: answer", answer_at)

@@ -196,3 +196,8 @@ def test_eval_reports_the_kept_images_and_needle_recall_and_the_cache_keeps_them
     assert again["cached"].all() and list(again["kept_ids"]) == list(first["kept_ids"])
     stored = MirageBackend(str(runs / name), store=str(tmp_path / "store")).store
     assert len(stored.rows) == len({i for q in questions for i in q["image_ids"]})  # each distinct image once, on disk
+
+
+def test_a_stale_checkpoint_names_the_training_command_of_its_own_mode() -> None:
+    assert Mirage.training_name({"compression": "query"}) == "mirage-query"
+    assert Mirage.training_name({"compression": "image"}) == "mirage"

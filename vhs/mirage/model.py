@@ -134,6 +134,11 @@ class Mirage(MirageMechanisms, Checkpointable):
     kind = "mirage"
     config_class = MirageConfig
 
+    @classmethod
+    def training_name(cls, config: dict) -> str:
+        """ "mirage-query" for a query-aware checkpoint, else "mirage"."""
+        return "mirage-query" if config.get("compression") == "query" else cls.kind
+
     def __init__(self, config: MirageConfig) -> None:
         super().__init__()
         if config.compression not in COMPRESSIONS:

@@ -28,6 +28,11 @@ class Checkpointable(nn.Module):
         (out / "config.json").write_text(json.dumps({"kind": self.kind, "config": asdict(self.config), **(extra or {})}, indent=2))
 
     @classmethod
+    def training_name(cls, config: dict) -> str:
+        """The `vhs train` name that trains a model of this saved config (its kind, unless a subclass says otherwise)."""
+        return cls.kind
+
+    @classmethod
     def from_pretrained(cls: type[M], path: Path) -> M:
         """Rebuild the module from its config and load its weights (in eval mode)."""
         config_path = Path(path) / "config.json"
@@ -40,7 +45,7 @@ class Checkpointable(nn.Module):
         try:
             load_model(model, str(Path(path) / "model.safetensors"))
         except RuntimeError as error:  # the shapes this code builds differ from the saved weights'
-            raise VhsError(f"{path} holds a {cls.kind} saved by another version of vhs (its weights do not fit this code's shapes); retrain it with `vhs train {cls.kind} --out {path}`") from error
+            raise VhsError(f"{path} holds a {cls.kind} saved by another version of vhs (its weights do not fit this code's shapes); retrain it with `vhs train {cls.training_name(saved['config'])} --out {path}`") from error
         return model.eval()
 
     config_class: ClassVar[type]

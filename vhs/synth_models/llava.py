@@ -66,12 +66,12 @@ class SynthLlava(Checkpointable):
     def answer_logits(self, features: list[torch.Tensor], prompts: list[list[int]]) -> torch.Tensor:
         """Per sample (n_images, 64, width) features and prompt ids -> next-word logits at the answer
         position, (B, vocab); every sample's patches go through the projector in one pass."""
-        projected = self.projector(torch.cat(features))
-        return self.read(list(projected.split([len(f) for f in features])), prompts)
+        return self.read(self.projector(torch.cat(features)), [len(f) for f in features], prompts)
 
-    def read(self, tokens: list[torch.Tensor], prompts: list[list[int]]) -> torch.Tensor:
-        """Per sample (n_images, 64, lm_width) projected tokens and prompt ids -> (B, vocab) answer logits."""
-        return self.lm(*frame(self.lm, self.tokenizer, tokens, prompts))
+    def read(self, projected: torch.Tensor, counts: list[int], prompts: list[list[int]]) -> torch.Tensor:
+        """Every sample's projected patches in one (sum(counts), 64, lm_width) tensor, `counts` images per
+        sample in order, and prompt ids -> (B, vocab) answer logits."""
+        return self.lm(*frame(self.lm, self.tokenizer, list(projected.split(counts)), prompts))
 
     @torch.no_grad()
     def answer(self, features: list[torch.Tensor], questions: list[str]) -> list[str]:
@@ -115,7 +115,7 @@ def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int,
         rows = [torch.from_numpy(catalog.rows_of(q["image_ids"])) for q in chosen]
         everyone = torch.cat(rows)
         projected = model.projector(features[everyone])  # read by the answer and the alignment alike
-        logits = model.read(list(projected.split([len(r) for r in rows])), [model.prompt_ids(q["question"]) for q in chosen])
+        logits = model.read(projected, [len(r) for r in rows], [model.prompt_ids(q["question"]) for q in chosen])
         target = torch.tensor(model.tokenizer.answers(chosen))
         return F.cross_entropy(logits, target) + alignment(projected, everyone)
 

@@ -18,14 +18,14 @@ from vhs.eval.runner import RunOptions, evaluate
 from vhs.models.base import ImageRef, Request
 from vhs.models.synth_caption import SynthCaptionBackend
 from vhs.synth.scenes import write_synth_dataset
-from vhs.synth_models.caption_lm import caption_names, read_captions
+from vhs.synth_models.caption_lm import CaptionLMConfig, SynthCaptionLM, caption_names, read_captions
 from vhs.synth_models.captioner import Captioner, balanced_threshold
 from vhs.synth_models.clip import Clip, ImageEncoder, pad
 from vhs.synth_models.data import SYNTH_TRAIN, load_pixels, patch_labels, to_float, training_catalog
 from vhs.synth_models.features import encoder_digest, patch_features
 from vhs.synth_models.fit import fit
 from vhs.synth_models.llava import SynthLlava, frame, frame_length, word_sums
-from vhs.synth_models.lm import LMConfig, TinyLM, last_positions
+from vhs.synth_models.lm import LMConfig, TinyLM, last_positions, question_starts
 from vhs.synth_models.tokenizer import Tokenizer
 from vhs.synth_models.training_questions import in_size_runs, training_questions
 from vhs.synth_models.train import train_model
@@ -241,13 +241,26 @@ def test_the_lm_computes_only_the_last_real_position_of_each_padded_row_as_the_f
     lm = TinyLM(LMConfig(vocab=50))
     lengths = torch.tensor([9, 4, 6])
     x = torch.randn(3, 9, lm.config.width) * (torch.arange(9) < lengths[:, None]).unsqueeze(-1)  # right-padded
-    hidden = x
+    starts = torch.tensor([5, 2, 6])
+    with torch.no_grad():
+        lm.question.normal_()  # as large as the inputs, so that where it starts shows
+    hidden = x + (torch.arange(9) >= starts[:, None]).unsqueeze(-1) * lm.question  # the question marked
     for block in lm.blocks:
         hidden = block(hidden)  # every position, causal
     full = lm.norm(last_positions(hidden, lengths)) @ lm.words.weight.T
-    assert torch.allclose(lm(x, lengths), full, atol=1e-5)
-    shorter = lm(x[1:2, :4], lengths[1:2])  # the padding after a row's end changes nothing
+    assert torch.allclose(lm(x, lengths, starts), full, atol=1e-5)
+    shorter = lm(x[1:2, :4], lengths[1:2], starts[1:2])  # the padding after a row's end changes nothing
     assert torch.allclose(shorter, full[1:2], atol=1e-5)
+    assert not torch.allclose(lm(x, lengths, starts + 1), full, atol=1e-3)  # where the question starts matters
+
+
+def test_a_reader_prompt_marks_its_question_from_the_question_word_on() -> None:
+    tokenizer = Tokenizer()
+    marker = tokenizer.ids["question"]
+    assert question_starts([[5, marker, 7], [marker, 1, marker, 2]], marker).tolist() == [1, 2]  # the last one
+    captions = SynthCaptionLM(CaptionLMConfig(categories=["red circle", "blue star"])).prompt_ids(["a red circle", "nothing"], "For the image with a red circle, is there a blue star?")
+    start = int(question_starts([captions], marker)[0])
+    assert tokenizer.decode(captions[start:]) == "question : for the image with a red circle , is there a blue star"
 
 
 def test_a_fresh_lm_attends_most_to_earlier_copies_of_the_current_word() -> None:
@@ -267,7 +280,7 @@ def test_frame_writes_each_image_block_between_its_caption_words_in_haystack_ord
     lm = TinyLM(LMConfig(vocab=len(tokenizer)))
     images = [torch.randn(2, 3, lm.config.width), torch.randn(1, 3, lm.config.width)]
     prompts = [tokenizer.question("For the image with a red circle, is there a blue star?"), [tokenizer.yes]]
-    embeddings, lengths = frame(lm, tokenizer, images, prompts)
+    embeddings, lengths, starts = frame(lm, tokenizer, images, prompts)
 
     def words(text: str) -> torch.Tensor:
         return lm.words(torch.tensor(tokenizer.encode(text)))
@@ -276,4 +289,5 @@ def test_frame_writes_each_image_block_between_its_caption_words_in_haystack_ord
         parts = [piece for n, block in enumerate(blocks, start=1) for piece in (words(f"image {n} :"), block, words("."))]
         expected = torch.cat([*parts, words("question :"), lm.words(torch.tensor(prompt))])
         assert int(lengths[row]) == len(expected) == frame_length(tokenizer, len(blocks), 3, len(prompt))
+        assert int(starts[row]) == len(expected) - len(prompt) - 2  # at "question", before ":" and the prompt
         assert torch.equal(embeddings[row, : len(expected)], expected)

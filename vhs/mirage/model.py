@@ -167,8 +167,7 @@ class Mirage(MirageMechanisms, Checkpointable):
 
     def answer_logits(self, kept: list[torch.Tensor], prompts: list[list[int]]) -> torch.Tensor:
         """The kept tokens framed as the reader's captions are ("image N : <K tokens> ."), then the question."""
-        embeddings, lengths = frame(self.lm, self.tokenizer, kept, prompts)
-        return self.lm(embeddings, lengths)
+        return self.lm(*frame(self.lm, self.tokenizer, kept, prompts))
 
     def lm_tokens(self, images: int, question: list[int]) -> int:
         """`frame`'s length for `images` kept images of K tokens and this question."""

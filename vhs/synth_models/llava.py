@@ -20,7 +20,7 @@ from vhs.synth_models.clip import ImageEncoder, pad
 from vhs.synth_models.data import patch_labels
 from vhs.synth_models.features import patch_features
 from vhs.synth_models.fit import fit
-from vhs.synth_models.lm import LMConfig, TinyLM, yes_or_no
+from vhs.synth_models.lm import LMConfig, TinyLM, question_starts, yes_or_no
 from vhs.synth_models.tokenizer import Tokenizer
 from vhs.synth_models.training_questions import in_size_runs, training_questions
 
@@ -125,14 +125,14 @@ def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int,
     return model.eval(), curves
 
 
-def frame(lm: TinyLM, tokenizer: Tokenizer, images: list[torch.Tensor], prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+def frame(lm: TinyLM, tokenizer: Tokenizer, images: list[torch.Tensor], prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The LM's input for visual tokens: per sample, each image's (tokens, lm_width) block framed as the
     reader's captions are ("image N : <tokens> ."), then "question :" and the prompt ids.
 
-    Returns the right-padded embeddings (B, T, lm_width) and each row's length; a row longer than the
-    LM's context is a ValueError. The words of every row are looked up in one pass and the image
-    blocks written into their slots (a padded position holds the padding word's embedding; no real
-    position attends to it).
+    Returns the right-padded embeddings (B, T, lm_width), each row's length and where its question
+    starts (the LM's three inputs); a row longer than the LM's context is a ValueError. The words of
+    every row are looked up in one pass and the image blocks written into their slots (a padded
+    position holds the padding word's embedding; no real position attends to it).
     """
     rows, slots = [], []
     for tokens, prompt in zip(images, prompts, strict=True):
@@ -148,7 +148,8 @@ def frame(lm: TinyLM, tokenizer: Tokenizer, images: list[torch.Tensor], prompts:
     if lengths.max() > lm.config.context:
         raise ValueError(f"sequence of {int(lengths.max())} tokens exceeds the {lm.config.context}-token context")
     blocks = torch.cat([t.reshape(-1, t.shape[-1]) for t in images])
-    return lm.words(pad(rows)).masked_scatter(pad(slots).bool()[..., None], blocks), lengths
+    embeddings = lm.words(pad(rows)).masked_scatter(pad(slots).bool()[..., None], blocks)
+    return embeddings, lengths, question_starts(rows, tokenizer.ids["question"])
 
 
 def frame_length(tokenizer: Tokenizer, images: int, tokens_per_image: int, prompt: int) -> int:

@@ -6,7 +6,13 @@ and predicts the next word at each row's last real position, where the answer ("
 It has no position embeddings (a "NoPE" causal transformer: order comes from the causal mask).
 Measured on a toy membership task (is the last word among 64 earlier tokens?), 500 steps: 97%
 without position embeddings against 67% with learned ones, whose noise drowns the content match
-that every VHs answer needs. `context` is the window the model is trained and served within.
+that every VHs answer needs. Instead, one learned vector marks the question: it is added to every
+position from the "question" word on (`TinyLM.forward`), so the target's copy in a caption (or a patch
+that shows it) differs from the target itself. Without it the two are the same vector, attention to
+the copy changes nothing the LM can read, and the reader sat at chance for 235-404 steps of 128
+(three seeds). Measured on synth-caption's reading phase, batches of 128: marked, it leaves chance at
+step 66 / 30 / 37 of 250 (seeds 0 / 1 / 2) and answers all of 2,000 held-out questions; unmarked,
+after 400 steps it was still at 68% (seed 0). `context` is the window the model is trained and served within.
 """
 
 from dataclasses import dataclass
@@ -86,6 +92,8 @@ class TinyLM(nn.Module):
         self.words = nn.Embedding(config.vocab, config.width)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
         self.norm = nn.LayerNorm(config.width)
+        self.question = nn.Parameter(torch.empty(config.width))  # the question's segment vector
+        nn.init.normal_(self.question, std=0.02)
         for module in self.modules():  # nanoGPT's initialisation: small weights, tied embeddings included
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, std=0.02)
@@ -95,12 +103,13 @@ class TinyLM(nn.Module):
             nn.init.normal_(block.qkv.weight[: config.width], std=QUERY_STD)
             tie_query_key(block.qkv.weight, config.width)
 
-    def forward(self, embeddings: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Right-padded (B, T, width) embeddings and each row's length -> (B, vocab) next-word logits at
-        each row's last real position, the only one any synth model reads (the answer comes next); the
-        last block computes that position alone.
+    def forward(self, embeddings: torch.Tensor, lengths: torch.Tensor, question_starts: torch.Tensor) -> torch.Tensor:
+        """Right-padded (B, T, width) embeddings, each row's length and the position where its question
+        starts -> (B, vocab) next-word logits at each row's last real position, the only one any synth
+        model reads (the answer comes next); the last block computes that position alone.
         T must not exceed the context."""
-        x = embeddings
+        in_question = torch.arange(embeddings.shape[1], device=embeddings.device) >= question_starts[:, None]
+        x = embeddings + in_question.unsqueeze(-1) * self.question
         for block in self.blocks[:-1]:
             x = block(x)
         return self.norm(self.blocks[-1](x, lengths)[:, 0]) @ self.words.weight.T
@@ -119,6 +128,11 @@ def tie_query_key(qkv: torch.Tensor, width: int) -> None:
     """
     with torch.no_grad():
         qkv[width : 2 * width] = qkv[:width]
+
+
+def question_starts(rows: list[list[int]], marker: int) -> torch.Tensor:
+    """Each row's position of its last `marker` word (the id of "question"), where its question starts."""
+    return torch.tensor([len(row) - 1 - row[::-1].index(marker) for row in rows])
 
 
 def last_positions(rows: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -80,14 +80,17 @@ class SynthLlava(Checkpointable):
         return yes_or_no(logits, self.tokenizer.yes, self.tokenizer.no)
 
 
-def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int, batch: int = 32, lr: float = 1e-3) -> tuple[SynthLlava, dict[str, list[float]]]:
+def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int, batch: int = 32, lr: float = 2e-3) -> tuple[SynthLlava, dict[str, list[float]]]:
     """LLaVA's two stages on a pretrained reader (synth-caption's LM and encoder, as LLaVA starts from Vicuna and CLIP).
 
     1. align (a third of the steps, LM frozen): the projector learns to turn each patch into the sum of the
        word embeddings of the objects whose boxes cover it, or "nothing" (`word_sums`, as MIRAGE's
        slots); the squared distance is summed over the width, as MIRAGE's caption loss is;
     2. answer (the other two thirds): projector and LM on VHs questions of 1-3 images from the training
-       split, each batch of one size (`in_size_runs`), the alignment loss kept beside the answer loss.
+       split, each batch of one size (`in_size_runs`), the alignment loss kept beside the answer loss,
+       at `lr`: on the same reader, 2e-3 scored 0.931 on 1,000 single-image questions and 0.95 / 0.895 /
+       0.855 on 200 per size at 1 / 2 / 3 images, against 0.920 and 0.92 / 0.88 / 0.84 at 1e-3; 600
+       steps at 2e-3 (77 s against about 92 s) scored 0.916 and 0.895 / 0.875 / 0.84 (measured).
     """
     torch.manual_seed(seed)
     model = SynthLlava(LlavaConfig(width=reader.config.width, lm_width=reader.config.lm_width, layers=reader.config.layers, heads=reader.config.heads))

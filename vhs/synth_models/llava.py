@@ -88,9 +88,10 @@ def train_llava(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int,
        slots); the squared distance is summed over the width, as MIRAGE's caption loss is;
     2. answer (the other two thirds): projector and LM on VHs questions of 1-3 images from the training
        split, each batch of one size (`in_size_runs`), the alignment loss kept beside the answer loss,
-       at `lr`: on the same reader, 2e-3 scored 0.931 on 1,000 single-image questions and 0.95 / 0.895 /
-       0.855 on 200 per size at 1 / 2 / 3 images, against 0.920 and 0.92 / 0.88 / 0.84 at 1e-3; 600
-       steps at 2e-3 (77 s against about 92 s) scored 0.916 and 0.895 / 0.875 / 0.84 (measured).
+       at `lr`: on the same reader, 2e-3 scored 0.928 on 1,000 single-image questions and 0.93 / 0.895 /
+       0.845 on 200 per size at 1 / 2 / 3 images (trained on 1 thread: 0.931, 0.95 / 0.895 / 0.855),
+       against 0.920 and 0.92 / 0.88 / 0.84 at 1e-3; 600 steps at 2e-3 (77 s against 85 s) scored
+       0.916 and 0.895 / 0.875 / 0.84 (measured).
     """
     torch.manual_seed(seed)
     model = SynthLlava(LlavaConfig(width=reader.config.width, lm_width=reader.config.lm_width, layers=reader.config.layers, heads=reader.config.heads))

@@ -18,9 +18,10 @@ from vhs.eval.runner import RunOptions, evaluate
 from vhs.models.base import ImageRef, Request
 from vhs.models.synth_caption import SynthCaptionBackend
 from vhs.synth.scenes import write_synth_dataset
+from vhs.synth_models import data
 from vhs.synth_models.caption_lm import CaptionLMConfig, SynthCaptionLM, caption_names, read_captions
 from vhs.synth_models.captioner import Captioner, balanced_threshold
-from vhs.synth_models.clip import Clip, ImageEncoder, pad
+from vhs.synth_models.clip import INFERENCE_CHUNK, Clip, ImageEncoder, pad
 from vhs.synth_models.data import SYNTH_TRAIN, load_pixels, patch_labels, to_float, training_catalog
 from vhs.synth_models.features import encoder_digest, patch_features
 from vhs.synth_models.fit import fit
@@ -183,11 +184,26 @@ def test_training_batches_in_size_runs_share_one_haystack_size(small_catalog: Ca
     assert len({q["qid"] for q in ordered}) == len(ordered) and ordered == in_size_runs(questions, 8, seed=0)
 
 
-def test_patch_labels_follow_the_boxes(small_catalog: Catalog) -> None:
+def test_patch_labels_follow_the_boxes_and_are_read_back_from_their_cache(small_catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
     labels = patch_labels(small_catalog)
-    assert labels.shape == (len(small_catalog.image_ids), 64, len(small_catalog.category_names))
+    assert labels.dtype == torch.float32 and labels.shape == (len(small_catalog.image_ids), 64, len(small_catalog.category_names))
     image_level = labels.amax(1).numpy() > 0
     assert np.array_equal(image_level, small_catalog.state == PRESENT)
+    monkeypatch.setattr(data, "_patch_labels", lambda catalog, grid: pytest.fail("parsed the annotations again"))
+    assert torch.equal(patch_labels(small_catalog), labels)
+
+
+def test_an_eval_mode_encoder_sees_every_image_on_its_own_in_chunks(small_catalog: Catalog) -> None:
+    torch.manual_seed(0)
+    encoder = ImageEncoder(96).eval()
+    chunks = []
+    encoder.convs.register_forward_hook(lambda module, inputs, output: chunks.append(len(output)))
+    pixels = to_float(load_pixels(small_catalog)[: INFERENCE_CHUNK + 6])
+    with torch.no_grad():
+        together = encoder(pixels)
+        alone = torch.cat([encoder(pixels[i : i + 1]) for i in range(len(pixels))])
+    assert chunks[:2] == [INFERENCE_CHUNK, 6] and together.shape == (INFERENCE_CHUNK + 6, 64, 96)
+    assert torch.allclose(together, alone, atol=1e-5)
 
 
 def test_unknown_model_and_coco_profile_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

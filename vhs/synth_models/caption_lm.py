@@ -85,8 +85,10 @@ def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: i
     """Train the LM in two phases (the curve keeps each):
 
     1. reading (half the steps): single-image questions over the true captions, the text-only
-       "pretraining" every later model starts from. With the question marked (`TinyLM`), it leaves
-       chance at step 30-66 of 250 and answers 100% of 2,000 held-out questions (three seeds, measured);
+       "pretraining" every later model starts from. With the question marked (`TinyLM`), it left
+       chance at step 30-66 of a 250-step phase and answered 100% of 2,000 held-out questions (three
+       seeds, measured); the 200-step phase of the default 400 steps ends at loss 0.012, and the
+       reader answers 99.5% of 400 evaluation questions over true captions;
     2. haystacks (the other half, batches of a quarter the size, each of one haystack size): questions over 1-8 images, read from the
        captioner's own captions, at a third of the learning rate, answered as those captions say
        (`read_captions`; the true answer where no caption names the anchor): the LM learns to read
@@ -101,7 +103,7 @@ def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: i
     written = model.captioner.captions_from_features(patch_features(model.captioner.image_encoder, catalog))
     reading = training_questions(catalog, (1,), min(20_000, steps * batch), seed, multi=False)
     haystacks = in_size_runs([
-        q for q in training_questions(catalog, (1, 2, 3, 5, 8), min(2_000, steps * batch // 8), seed + 1)
+        q for q in training_questions(catalog, (1, 2, 3, 5, 8), (steps - steps // 2) * (batch // 4) // 8, seed + 1)
         if len(model.prompt_ids([written[r] for r in catalog.rows_of(q["image_ids"])], q["question"])) <= config.context
     ], batch // 4, seed + 1)
     model.train()

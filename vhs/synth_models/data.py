@@ -5,6 +5,7 @@ The evaluation haystacks come from `synth/eval` (seed 0); everything here reads 
 """
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,12 +65,22 @@ class Presence:
 
 
 def patch_labels(catalog: Catalog, grid: int = 8) -> torch.Tensor:
-    """(N, grid*grid, C): which visible objects' boxes overlap each patch, from the annotation file."""
+    """(N, grid*grid, C) floats: which visible objects' boxes overlap each patch, from the annotation
+    file, cached beside it (every model trained on the split reads them; parsing takes 2 s)."""
+    cache = catalog.root / f"patch-labels-{grid}-{catalog.min_area_frac}.npy"
+    if not cache.exists():
+        partial = cache.with_suffix(f".{os.getpid()}.npy")  # one per process: two trainings may write at once
+        np.save(partial, _patch_labels(catalog, grid))
+        os.replace(partial, cache)
+    return torch.from_numpy(np.load(cache)).float()
+
+
+def _patch_labels(catalog: Catalog, grid: int) -> np.ndarray:
     document = json.loads((catalog.root / "annotations.json").read_text())
     column = {c["id"]: catalog.category_names.index(c["name"]) for c in document["categories"] if c["name"] in catalog.category_names}
     row_of = {int(image_id): row for row, image_id in enumerate(catalog.image_ids)}
     sizes = {image["id"]: (image["width"], image["height"]) for image in document["images"]}
-    labels = np.zeros((len(catalog.image_ids), grid, grid, len(catalog.category_names)), np.float32)
+    labels = np.zeros((len(catalog.image_ids), grid, grid, len(catalog.category_names)), np.uint8)
     for ann in document["annotations"]:
         width, height = sizes[ann["image_id"]]
         if ann.get("iscrowd") or ann["area"] < catalog.min_area_frac * width * height or ann["category_id"] not in column:
@@ -78,5 +89,5 @@ def patch_labels(catalog: Catalog, grid: int = 8) -> torch.Tensor:
         cell_w, cell_h = width / grid, height / grid
         rows = slice(int(y // cell_h), int((y + h - 1) // cell_h) + 1)
         cols = slice(int(x // cell_w), int((x + w - 1) // cell_w) + 1)
-        labels[row_of[ann["image_id"]], rows, cols, column[ann["category_id"]]] = 1.0
-    return torch.from_numpy(labels.reshape(len(labels), grid * grid, -1))
+        labels[row_of[ann["image_id"]], rows, cols, column[ann["category_id"]]] = 1
+    return labels.reshape(len(labels), grid * grid, -1)

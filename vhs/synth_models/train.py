@@ -22,7 +22,7 @@ from vhs.synth_models.clip import Clip, train_clip
 from vhs.synth_models.data import SYNTH_TRAIN, training_catalog
 from vhs.synth_models.llava import train_llava
 
-DEFAULT_STEPS = {"synth-clip": 1000, "synth-captioner": 300, "synth-llava": 750, "synth-caption": 500, "mirage": 1500, "mirage-query": 1500}
+DEFAULT_STEPS = {"synth-clip": 800, "synth-captioner": 100, "synth-llava": 250, "synth-caption": 400, "mirage": 1500, "mirage-query": 1500}
 BUILDS_ON = {
     "synth-captioner": "synth-clip", "synth-caption": "synth-captioner", "synth-llava": "synth-caption",
     "mirage": "synth-caption", "mirage-query": "synth-caption",

@@ -22,6 +22,8 @@ from vhs.synth_models.clip import Clip, train_clip
 from vhs.synth_models.data import SYNTH_TRAIN, training_catalog
 from vhs.synth_models.llava import train_llava
 
+# synth-clip counts encoder steps (then half as many alignment steps), synth-llava answer steps (after
+# 8x as many alignment steps); the four synth models train in 233-288 s on 2 cores (README, "Measured").
 DEFAULT_STEPS = {"synth-clip": 800, "synth-captioner": 100, "synth-llava": 250, "synth-caption": 400, "mirage": 1500, "mirage-query": 1500}
 BUILDS_ON = {
     "synth-captioner": "synth-clip", "synth-caption": "synth-captioner", "synth-llava": "synth-caption",

@@ -25,7 +25,7 @@ from vhs.synth_models.clip import INFERENCE_CHUNK, Clip, ImageEncoder, pad
 from vhs.synth_models.data import SYNTH_TRAIN, load_pixels, patch_labels, to_float, training_catalog
 from vhs.synth_models.features import encoder_digest, patch_features
 from vhs.synth_models.fit import fit
-from vhs.synth_models.llava import SynthLlava, frame, frame_length, word_sums
+from vhs.synth_models.llava import ALIGN_WEIGHT, SynthLlava, alignment, frame, frame_length, word_sums
 from vhs.synth_models.lm import LMConfig, TinyLM, last_positions, question_starts
 from vhs.synth_models.tokenizer import Tokenizer
 from vhs.synth_models.training_questions import in_size_runs, training_questions
@@ -157,6 +157,19 @@ def test_a_patch_target_sums_every_object_covering_it() -> None:
     words = torch.randn(4, 3)  # three categories, then "nothing"
     targets = word_sums(torch.tensor([[[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]), words)
     assert torch.allclose(targets[0, 0], words[0] + words[2]) and torch.equal(targets[0, 1], words[3]) and torch.equal(targets[0, 2], words[1])
+
+
+def test_the_alignment_weighs_patches_that_show_an_object_as_much_as_empty_ones() -> None:
+    words = torch.randn(3, 4)  # two categories, then "nothing"
+    presence = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])  # one object patch, three empty
+    targets = word_sums(presence, words)
+    projected = targets.clone()
+    projected[0] += torch.tensor([1.0, 1.0, 0.0, 0.0])  # the object patch off by 2 (squared), the empty ones exact
+    assert torch.isclose(alignment(projected, presence, words), torch.tensor(ALIGN_WEIGHT * (2.0 + 0.0) / 2))
+    projected = targets.clone()
+    projected[1:] += 1.0  # every empty patch off by 4
+    assert torch.isclose(alignment(projected, presence, words), torch.tensor(ALIGN_WEIGHT * (0.0 + 4.0) / 2))
+    assert torch.isclose(alignment(targets[1:] + 1.0, presence[1:], words), torch.tensor(ALIGN_WEIGHT * 4.0 / 2))  # no object patch at all
 
 
 @pytest.mark.parametrize("max_grad_norm", [None, 1.0])

@@ -101,9 +101,10 @@ def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: i
     model.captioner.requires_grad_(False)
     truth = [caption_of(names) for names in visible_names(catalog)]
     written = model.captioner.captions_from_features(patch_features(model.captioner.image_encoder, catalog))
+    first = steps // 2
     reading = training_questions(catalog, (1,), min(20_000, steps * batch), seed, multi=False)
     haystacks = in_size_runs([
-        q for q in training_questions(catalog, (1, 2, 3, 5, 8), (steps - steps // 2) * (batch // 4) // 8, seed + 1)
+        q for q in training_questions(catalog, (1, 2, 3, 5, 8), (steps - first) * (batch // 4) // 8, seed + 1)
         if len(model.prompt_ids([written[r] for r in catalog.rows_of(q["image_ids"])], q["question"])) <= config.context
     ], batch // 4, seed + 1)
     model.train()
@@ -118,7 +119,6 @@ def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: i
 
         return loss_at
 
-    first = steps // 2
     curves = {
         "reading": fit(model.lm.parameters(), first, lr, "train synth-caption: reading", phase(reading, truth, batch)),
         "haystacks": fit(model.lm.parameters(), steps - first, lr / 3, "train synth-caption: haystacks", phase(haystacks, written, batch // 4)),

@@ -6,6 +6,7 @@ The evaluation haystacks come from `synth/eval` (seed 0); everything here reads 
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,16 +35,28 @@ def training_catalog(directory: Path | None = None, split: SynthSplit = SYNTH_TR
 
 
 def load_pixels(catalog: Catalog, paths: list[Path] | None = None) -> torch.Tensor:
-    """All images of a catalog (or the given files) as a uint8 tensor (N, 3, H, W), cached beside the data."""
-    cache = catalog.root / "pixels.npy"
-    if paths is None and cache.exists():
-        return torch.from_numpy(np.load(cache))
-    files = paths or [catalog.root / p for p in catalog.paths]
+    """All images of a catalog (or the given files) as a uint8 tensor (N, 3, H, W); a whole catalog's
+    are cached beside the data."""
+    if paths is not None:
+        return torch.from_numpy(_decode(paths))
+    return torch.from_numpy(_cached(catalog.root / "pixels.npy", lambda: _decode([catalog.root / p for p in catalog.paths])))
+
+
+def _decode(files: list[Path]) -> np.ndarray:
     pixels = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in tqdm(files, desc="decode images", unit="img", leave=False)])
-    pixels = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
-    if paths is None:
-        np.save(cache, pixels)
-    return torch.from_numpy(pixels)
+    return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
+
+
+def _cached(path: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """`compute()`'s array, saved at `path` on first use and read back from it after; written whole
+    or not at all, one partial file per process (two trainings may write at once)."""
+    if path.exists():
+        return np.load(path)
+    array = compute()
+    partial = path.with_suffix(f".{os.getpid()}.npy")
+    np.save(partial, array)
+    os.replace(partial, path)
+    return array
 
 
 def to_float(pixels: torch.Tensor) -> torch.Tensor:
@@ -68,11 +81,7 @@ def patch_labels(catalog: Catalog, grid: int = 8) -> torch.Tensor:
     """(N, grid*grid, C) floats: which visible objects' boxes overlap each patch, from the annotation
     file, cached beside it (every model trained on the split reads them; parsing takes 2 s)."""
     cache = catalog.root / f"patch-labels-{grid}-{catalog.min_area_frac}.npy"
-    if not cache.exists():
-        partial = cache.with_suffix(f".{os.getpid()}.npy")  # one per process: two trainings may write at once
-        np.save(partial, _patch_labels(catalog, grid))
-        os.replace(partial, cache)
-    return torch.from_numpy(np.load(cache)).float()
+    return torch.from_numpy(_cached(cache, lambda: _patch_labels(catalog, grid))).float()
 
 
 def _patch_labels(catalog: Catalog, grid: int) -> np.ndarray:

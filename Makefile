@@ -50,6 +50,7 @@ build/notebooks/%.ipynb: notebooks/%.py | setup
 book/notebooks/%.ipynb: build/notebooks/%.ipynb $(SOURCES) $(RUN_CONFIG) $(MODEL_DEPS) | setup
 	@mkdir -p $(dir $@)
 	$(BIN)/papermill --kernel python3 --cwd . $< $(@:.ipynb=.running.ipynb) -p profile $(PROFILE) $(PARAMS)
+	$(BIN)/vhs redact $(@:.ipynb=.running.ipynb)
 	mv $(@:.ipynb=.running.ipynb) $@
 
 # The last chapter tabulates what every other chapter ran (their ledgers in build/ledger), so it runs last.

@@ -1,8 +1,9 @@
 """A local HTTP server that speaks just enough of the OpenAI, Anthropic and Gemini APIs for tests.
 
 It records every request (path, headers, JSON body) and answers from a script: each scripted entry
-is used for one request (a status with headers, or a stall longer than the client's timeout);
-once the script is empty it answers `reply` in the provider's success format.
+is used for one request (a status with headers, a raw body, or a stall longer than the client's
+timeout); once the script is empty it answers `reply` in the provider's success format, `delay`
+seconds after the request arrived.
 """
 
 import contextlib
@@ -18,12 +19,14 @@ from tests.http_fixtures import in_thread
 
 @dataclass
 class Scripted:
-    """One scripted answer: an HTTP status (with headers), or `stall` seconds of silence first."""
+    """One scripted answer: an HTTP status (with headers), a raw `body` instead of the provider's JSON, or `stall`
+    seconds of silence first."""
 
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     message: str = "scripted"
     stall: float = 0.0
+    body: str | None = None
 
 
 @dataclass
@@ -75,6 +78,7 @@ class FakeAPIServer(ThreadingHTTPServer):
     def __init__(self, reply: str = "Yes") -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.reply = reply
+        self.delay = 0.0
         self.script: deque[Scripted] = deque()
         self.captured: list[Captured] = []
         self._lock = threading.Lock()
@@ -102,14 +106,18 @@ class _Handler(BaseHTTPRequestHandler):
         scripted = self.server.next_script()
         if scripted and scripted.stall:
             time.sleep(scripted.stall)
-        if scripted and scripted.status != 200:
+        elif self.server.delay:
+            time.sleep(self.server.delay)
+        if scripted and scripted.body is not None:
+            self._send(scripted.status, scripted.body, scripted.headers)
+        elif scripted and scripted.status != 200:
             self._send(scripted.status, _failure(provider, scripted.status, scripted.message), scripted.headers)
         else:
             model = body.get("model") or self.path.split("/models/")[-1].split(":")[0]
             self._send(200, _success(provider, model, self.server.reply), {})
 
-    def _send(self, status: int, payload: dict, headers: dict[str, str]) -> None:
-        data = json.dumps(payload).encode()
+    def _send(self, status: int, payload: dict | str, headers: dict[str, str]) -> None:
+        data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

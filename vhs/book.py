@@ -17,7 +17,7 @@ import jupytext
 import pandas as pd
 
 from vhs.metrics import SCORED
-from vhs.models.registry import parse_spec, trained_here
+from vhs.models.registry import parse_spec, public_spec, trained_here
 
 SYNTH_MODELS = ("synth-llava", "synth-caption", "clip-retrieve", "mirage", "mirage-query")
 # The coco profile's counterpart of each model trained here: (label, spec), or (label, None) if not built yet;
@@ -37,7 +37,7 @@ def model_specs(profile: str, names: str, runs: str = "runs") -> dict[str, str |
     specs: dict[str, str | None] = {}
     for name in (n.strip() for n in str(names).split(",") if n.strip()):
         if name not in SYNTH_MODELS:
-            specs[name] = name
+            specs[public_spec(name)] = name
         elif profile == "synth":
             specs[name] = trained_here(name, runs)
         else:

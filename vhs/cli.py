@@ -1,11 +1,15 @@
-"""The `vhs` command: `vhs synth`, `vhs data coco`, `vhs questions`, `vhs eval`, `vhs train`, `vhs report`.
+"""The `vhs` command: `vhs synth`, `vhs data coco`, `vhs questions`, `vhs eval`, `vhs train`, `vhs report`, `vhs redact`.
 
 Every user error is one line on stderr and exit code 2; long steps show a tqdm bar on stderr.
 """
 
 import argparse
 import hashlib
+import os
+import signal
 import sys
+import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,8 +23,9 @@ from vhs.data.profiles import PROFILES, load_profile_catalog
 from vhs.errors import VhsError
 from vhs.eval.cache import ResponseCache
 from vhs.eval.retry import RetryPolicy
-from vhs.eval.runner import RunOptions, evaluate, write_results
+from vhs.eval.runner import RESULT_COLUMNS, RunInterrupted, RunOptions, evaluate, write_results
 from vhs.metrics import summarize
+from vhs.models.registry import redact
 from vhs.paths import data_root
 from vhs.synth.scenes import write_synth_dataset
 
@@ -99,25 +104,70 @@ def _print_summary(table: pd.DataFrame) -> None:
     print(summarize(table)[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
-def _cmd_eval(args: argparse.Namespace) -> None:
-    cache = ResponseCache(args.cache or data_root() / "cache.sqlite")
-    options = RunOptions(args.concurrency, args.limit, args.position, RetryPolicy(max_attempts=args.max_attempts), args.data, args.max_requests)
+def _writable_file(path: Path) -> Path:
+    """`path` if a file can be written there (its folder exists and takes a new file), else a VhsError."""
+    if path.is_dir():
+        raise VhsError(f"--out {path} is a directory; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise VhsError(f"--out {path}: the folder {folder} does not exist")
     try:
-        table = evaluate(args.model, qs.read_jsonl(Path(args.questions)), cache, options)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise VhsError(f"--out {path}: cannot write in {folder} ({exc.strerror or exc})") from None
+    return path
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    options = RunOptions(args.concurrency, args.limit, args.position, RetryPolicy(max_attempts=args.max_attempts), args.data, args.max_requests)
+    out = _writable_file(Path(args.out))
+    questions = list(qs.read_jsonl(Path(args.questions)))
+    if not questions:
+        raise VhsError(f"{args.questions} holds no questions")
+    cache = ResponseCache(args.cache or data_root() / "cache.sqlite")
+    try:
+        table = evaluate(args.model, questions, cache, options)
     finally:
         cache.close()
-    write_results(table, Path(args.out))
+    write_results(table, out)
     counts = table["status"].value_counts().to_dict()
-    print(f"wrote {len(table)} results to {args.out}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    print(f"wrote {len(table)} results to {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     _print_summary(table)
+
+
+def _read_results(path: Path) -> pd.DataFrame:
+    """A results table written by `vhs eval`, or a VhsError saying why the file is not one."""
+    if not path.is_file():
+        raise VhsError(f"results file not found: {path}")
+    try:
+        table = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises its own types for a corrupt or foreign file
+        raise VhsError(f"{path} is not a readable Parquet file ({type(exc).__name__})") from None
+    missing = [c for c in RESULT_COLUMNS if c not in table.columns]
+    if missing:
+        raise VhsError(f"{path} is not a vhs results table: it lacks {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+    if table.empty:
+        raise VhsError(f"{path} holds no results")
+    return table
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    path = Path(args.results)
-    if not path.is_file():
-        raise VhsError(f"results file not found: {path}")
-    table = pd.concat([pd.read_parquet(p) for p in [path, *map(Path, args.more)]], ignore_index=True)
+    table = pd.concat([_read_results(p) for p in [Path(args.results), *map(Path, args.more)]], ignore_index=True)
     _print_summary(table)
+
+
+def _cmd_redact(args: argparse.Namespace) -> None:
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            raise VhsError(f"file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        clean = redact(text)
+        if clean != text:
+            partial = path.with_name(path.name + ".part")
+            partial.write_text(clean, encoding="utf-8")
+            partial.replace(path)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -189,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lm", help="coco MIRAGE: the instruct LM (default Qwen/Qwen2.5-0.5B-Instruct)")
     train.set_defaults(run=_cmd_train)
 
+    scrub = sub.add_parser("redact", help="replace secret option values in model specs (?api_key=...) by *** in files, such as executed notebooks")
+    scrub.add_argument("files", nargs="+", help="text files to rewrite in place")
+    scrub.set_defaults(run=_cmd_redact)
+
     report = sub.add_parser("report", help="print accuracy with intervals from results tables")
     report.add_argument("results", help="a results table (Parquet)")
     report.add_argument("more", nargs="*", help="more results tables to combine")
@@ -196,8 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_interrupted(message: str) -> int:
+    """Say why, then exit 130: at once (no thread joined, no traceback) while calls are still in flight."""
+    print(f"vhs: {message}", file=sys.stderr)
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(130)  # every answer already received is committed to the cache; nothing else is owed
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `vhs` console script; returns the exit code."""
+    """Entry point of the `vhs` console script; returns the exit code. SIGTERM stops a run as Ctrl-C does."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if in_main_thread else None
     try:
         args = build_parser().parse_args(argv)
         command: Callable[[argparse.Namespace], None] = args.run
@@ -205,9 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     except VhsError as exc:
         print(f"vhs: error: {exc}", file=sys.stderr)
         return 2
+    except RunInterrupted as exc:
+        return _exit_interrupted(str(exc))
     except KeyboardInterrupt:
-        print("vhs: interrupted", file=sys.stderr)
-        return 130
+        return _exit_interrupted("interrupted")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -38,6 +38,8 @@ TEMPLATES = {
     "any": "For all images with {anchor}, do any of them contain {target}?",
 }
 _MODE_CODE = {"single": 1, "multi": 2}
+# The fields a question record must hold for a run (the rest of the record is description).
+RECORD_FIELDS = ("qid", "mode", "size", "num_needles", "question", "answer", "image_ids", "needle_ids", "needle_positions")
 
 
 def with_article(name: str) -> str:
@@ -266,16 +268,39 @@ def _each_size(catalog: Catalog, mode: str, sizes: tuple[int, ...], per_size: in
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:
-    """Stream the records of a question file."""
+    """Stream the records of a question file, each checked to be a question (`question_problem`); blank lines are skipped."""
     path = Path(path)
     if not path.is_file():
         raise VhsError(f"question file not found: {path}")
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
             try:
-                yield json.loads(line)
+                record = json.loads(line)
             except json.JSONDecodeError:
                 raise VhsError(f"{path}:{number}: not a JSON line") from None
+            problem = question_problem(record)
+            if problem:
+                raise VhsError(f"{path}:{number}: {problem}")
+            yield record
+
+
+def question_problem(record: object) -> str | None:
+    """What makes a record unusable as a question (not an object, a missing field, a malformed one), or None."""
+    if not isinstance(record, dict):
+        return f"not a question object (a JSON {type(record).__name__})"
+    missing = [name for name in RECORD_FIELDS if name not in record]
+    if missing:
+        return f"question {record.get('qid', '?')!r} lacks {', '.join(missing)}"
+    if record["answer"] not in ("yes", "no"):
+        return f"question {record['qid']!r}: answer must be yes or no, got {record['answer']!r}"
+    ids = record["image_ids"]
+    if not (isinstance(ids, list) and ids and all(isinstance(i, int) for i in ids)) or len(ids) != record["size"]:
+        return f"question {record['qid']!r}: image_ids must be {record['size']} integer ids (its size)"
+    if not set(record["needle_ids"]) <= set(ids) or not record["needle_ids"]:
+        return f"question {record['qid']!r}: needle_ids must be some of its image_ids"
+    return None
 
 
 def answer_from_annotations(catalog: Catalog, question: dict) -> str:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,25 +24,37 @@ from vhs.data.catalog import Catalog
 from vhs.data.profiles import load_profile_catalog
 from vhs.data.questions import PROMPT_PREFIX
 from vhs.errors import VhsError
-from vhs.eval.cache import ResponseCache, cache_key
+from vhs.eval.cache import Claims, ResponseCache, cache_key
 from vhs.eval.parse import lenient_correct, parse_yes_no
-from vhs.eval.retry import RetryPolicy, call_with_retries
+from vhs.eval.retry import RetryPolicy, Stopped, call_with_retries
 from vhs.metrics import DEPTH_BUCKETS
-from vhs.models.base import AuthError, Backend, BackendError, BatchedBackend, ImageRef, MissingKeyError, OverLimitError, Reply, Request
-from vhs.models.registry import load_backend
+from vhs.models.base import (
+    AuthError,
+    Backend,
+    BackendError,
+    BatchedBackend,
+    ImageRef,
+    MissingKeyError,
+    OverLimitError,
+    Reply,
+    Request,
+    TransientError,
+)
+from vhs.models.registry import load_backend, public_spec
 
 STATUSES = ("ok", "unparsed", "not_answerable:context", "not_answerable:payload", "error", "not_run")
 NO_KEY = "no API key"
 RESULT_COLUMNS = (
     "qid", "mode", "quantifier", "size", "num_needles", "position", "model", "answer", "raw", "parsed",
-    "correct", "correct_lenient", "status", "latency", "input_tokens", "output_tokens", "images_sent", "cached",
+    "correct", "correct_lenient", "status", "stop_reason", "latency", "input_tokens", "output_tokens", "images_sent", "cached",
     "kept_ids", "needle_recall", "needle_precision",
 )
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run: parallel calls, how many questions, where to put the needle, retries, a cap on calls."""
+    """How to run: parallel calls, how many questions, where to put the needle, retries, a cap on calls, and
+    after how many consecutive attempts without an answer from the endpoint to stop."""
 
     concurrency: int = 4
     limit: int | None = None
@@ -49,6 +62,14 @@ class RunOptions:
     retry: RetryPolicy = RetryPolicy()
     data: Path | None = None
     max_requests: int | None = None
+    max_unreachable: int = 10
+
+    def __post_init__(self) -> None:
+        for flag, value, least in (("--concurrency", self.concurrency, 1), ("--limit", self.limit, 1), ("--max-requests", self.max_requests, 0)):
+            if value is not None and value < least:
+                raise VhsError(f"{flag} must be at least {least}, got {value}")
+        if self.max_unreachable < 1:
+            raise VhsError(f"max_unreachable must be at least 1, got {self.max_unreachable}")
 
 
 def place_needle(question: dict, position: str) -> dict:
@@ -157,6 +178,7 @@ def _row(question: dict, label: str, status: str, reply: Reply | None = None, la
         "correct": scored and parsed == question["answer"],
         "correct_lenient": scored and lenient_correct(raw, question["answer"]),
         "status": status,
+        "stop_reason": reply.stop_reason if reply else None,
         "latency": latency,
         "input_tokens": reply.input_tokens if reply else None,
         "output_tokens": reply.output_tokens if reply else None,
@@ -193,8 +215,76 @@ def not_run_table(questions: Iterable[dict], label: str, reason: str) -> pd.Data
     return _as_table([{**_row(q, label, "not_run"), "raw": reason} for q in questions])
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A question to send: its row in the results, its request and its cache key."""
+
+    index: int
+    request: Request
+    key: str
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run: nothing queued was sent, the calls in flight finished and were cached,
+    and no results were written. `abandoned` counts calls still in flight after a second interrupt."""
+
+    def __init__(self, label: str, cached: int, total: int, abandoned: int = 0) -> None:
+        super().__init__(label, cached, total, abandoned)
+        self.label, self.cached, self.total, self.abandoned = label, cached, total, abandoned
+
+    def __str__(self) -> str:
+        left = f"; left {self.abandoned} calls in flight" if self.abandoned else ""
+        return f"{self.label}: interrupted: {self.cached} of {self.total} answers are cached{left}; the same command resumes from them"
+
+
+class _Halt:
+    """Why the run stopped sending (the first reason wins); waits between retries end when it is set."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason = ""
+        self._lock = threading.Lock()
+
+    def set(self, reason: str) -> None:
+        with self._lock:
+            if not self.event.is_set():
+                self.reason = reason
+                self.event.set()
+
+    def __bool__(self) -> bool:
+        return self.event.is_set()
+
+
+class CircuitBreaker:
+    """Halts the run after `limit` consecutive attempts that got no answer at all (a dead or unreachable endpoint)."""
+
+    def __init__(self, limit: int, halt: _Halt) -> None:
+        self.limit, self.halt = limit, halt
+        self._streak = 0
+        self._lock = threading.Lock()
+
+    def record(self, error: BaseException | None) -> None:
+        """Count an attempt: `error` is what it raised, None if it answered."""
+        with self._lock:
+            unreachable = isinstance(error, TransientError) and error.unreachable
+            self._streak = self._streak + 1 if unreachable else 0
+            if self._streak >= self.limit:
+                self.halt.set(f"not sent: the endpoint did not answer {self.limit} attempts in a row ({error})")
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    message = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
+
+
 def run_backend(backend: Backend, questions: Iterable[dict], cache: ResponseCache, options: RunOptions = RunOptions()) -> pd.DataFrame:
-    """Answer every question with `backend`; return the results table (one row per question)."""
+    """Answer every question with `backend`; return the results table (one row per question).
+
+    A bad image or a failing call is an `error` row, never cached, and the run goes on. Ctrl-C
+    (KeyboardInterrupt) sends nothing more, lets the calls in flight finish into the cache and raises
+    `RunInterrupted`; a second one raises it at once.
+    """
     questions = list(questions)[: options.limit]
     if options.position is not None:
         questions = [place_needle(q, options.position) for q in questions]
@@ -202,10 +292,14 @@ def run_backend(backend: Backend, questions: Iterable[dict], cache: ResponseCach
     identity = backend.identity()
     images = HaystackImages(cache, options.data)
     rows: list[dict | None] = [None] * len(questions)
-    pending: list[tuple[int, Request, str]] = []
+    pending: list[_Pending] = []
     for index, question in enumerate(tqdm(questions, desc="prepare", unit="q", leave=False)):
         request = images.request(question)
-        status = over_limit(backend, request)
+        try:
+            status = over_limit(backend, request)
+        except BackendError as exc:  # a corrupt image, found while measuring the request
+            rows[index] = {**_row(question, label, "error"), "raw": str(exc)}
+            continue
         if status:
             rows[index] = _row(question, label, status)
             continue
@@ -214,61 +308,149 @@ def run_backend(backend: Backend, questions: Iterable[dict], cache: ResponseCach
         if hit:
             rows[index] = _row(question, label, "ok", hit[0], hit[1], cached=True)
         else:
-            pending.append((index, request, key))
+            pending.append(_Pending(index, request, key))
 
     if options.max_requests is not None and len(pending) > options.max_requests:
-        for index, request, _ in pending[options.max_requests :]:
-            rows[index] = {**_row(request.question, label, "not_run"), "raw": f"not sent: --max-requests {options.max_requests}"}
+        for item in pending[options.max_requests :]:
+            rows[item.index] = {**_row(item.request.question, label, "not_run"), "raw": f"not sent: --max-requests {options.max_requests}"}
         pending = pending[: options.max_requests]
     if backend.paid and pending:
-        images_to_send = sum(len(request.images) for _, request, _ in pending)
-        tokens = sum(backend.prompt_tokens(request) or 0 for _, request, _ in pending)
+        images_to_send = sum(len(item.request.images) for item in pending)
+        tokens = sum(backend.prompt_tokens(item.request) or 0 for item in pending)
         tqdm.write(f"{label}: about to send {len(pending):,} requests with {images_to_send:,} images, about {tokens:,} input tokens", file=sys.stderr)
 
-    stop = threading.Event()  # set by the first 401/403 or missing key: no further request leaves
+    try:
+        _Dispatch(backend, cache, options, rows, len(questions) - len(pending)).run(pending)
+    except MissingKeyError:
+        return not_run_table(questions, label, NO_KEY)
+    return _as_table(rows)
 
-    def answer(unit: list[tuple[int, Request, str]]) -> list[tuple[int, dict]]:
-        if stop.is_set():
-            return []
-        start = time.perf_counter()
-        try:
-            replies = call_with_retries(lambda: backend.generate_batch([r for _, r, _ in unit]), options.retry)
-        except OverLimitError as exc:
-            return [(i, _row(r.question, label, f"not_answerable:{exc.kind}")) for i, r, _ in unit]
-        except (AuthError, MissingKeyError):
-            stop.set()
-            raise
-        except BackendError as exc:  # a TransientError after the last attempt, or a refusal to answer
-            return [(i, {**_row(r.question, label, "error"), "raw": str(exc)}) for i, r, _ in unit]
-        if len(replies) != len(unit):
-            raise RuntimeError(f"{label} returned {len(replies)} replies for {len(unit)} requests")
-        latency = (time.perf_counter() - start) / len(unit)
-        done = []
-        for (i, request, key), reply in zip(unit, replies):
-            cache.put(key, identity, reply, latency)
-            done.append((i, _row(request.question, label, "ok", reply, latency)))
-        return done
 
-    batch = max(1, backend.batch_size)
-    units = [pending[k : k + batch] for k in range(0, len(pending), batch)]
-    workers = 1 if batch > 1 or isinstance(backend, BatchedBackend) else max(1, options.concurrency)  # local models: one at a time
-    with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(total=len(pending), desc=label, unit="q") as bar:
-        futures = [pool.submit(answer, unit) for unit in units]
+class _Dispatch:
+    """Sends the pending questions: claims each key, calls with retries in a thread pool, commits each answer.
+
+    Keys another process is answering are left for last, then waited for. On Ctrl-C nothing queued is
+    sent and the calls in flight finish; a question never sent is `not_run` with the reason.
+    """
+
+    POLL_SECONDS = 0.2
+
+    def __init__(self, backend: Backend, cache: ResponseCache, options: RunOptions, rows: list[dict | None], cached: int) -> None:
+        self.backend, self.cache, self.options, self.rows = backend, cache, options, rows
+        self.label, self.identity = backend.label(), backend.identity()
+        self.halt = _Halt()
+        self.breaker = CircuitBreaker(options.max_unreachable, self.halt)
+        self.cached = cached  # answers in the cache for this run's questions: hits so far, and each one committed
+        self._count = threading.Lock()
+        self.claims: Claims
+
+    def run(self, pending: list[_Pending]) -> None:
+        """Answer `pending` into `rows`; questions left unsent become `not_run` rows."""
+        batch = max(1, self.backend.batch_size)
+        local = batch > 1 or isinstance(self.backend, BatchedBackend)
+        workers = 1 if local else self.options.concurrency  # local models: one at a time
+        with Claims(self.cache) as claims, tqdm(total=len(pending), desc=self.label, unit="q") as bar:
+            self.claims = claims
+            deferred = self._pool([pending[k : k + batch] for k in range(0, len(pending), batch)], workers, False, bar)
+            if deferred and not self.halt:
+                self._pool([[item] for item in deferred], workers, True, bar)
+        if self.halt.reason.startswith("not sent: the endpoint"):
+            tqdm.write(f"{self.label}: stopped, {self.halt.reason.removeprefix('not sent: ')}", file=sys.stderr)
+        for item in pending:
+            if self.rows[item.index] is None:
+                self.rows[item.index] = {**_row(item.request.question, self.label, "not_run"), "raw": self.halt.reason or "not sent"}
+
+    def _pool(self, units: list[list[_Pending]], workers: int, wait: bool, bar: tqdm) -> list[_Pending]:
+        """Run the units in `workers` threads; return the items another process holds (when not `wait`ing)."""
+        pool = ThreadPoolExecutor(max_workers=workers)
+        futures = [pool.submit(self._answer, unit, wait) for unit in units]
+        deferred: list[_Pending] = []
         try:
             for future in as_completed(futures):
-                finished = future.result()
-                for index, row in finished:
-                    rows[index] = row
-                bar.update(len(finished))
+                done, held = future.result()
+                for index, row in done:
+                    self.rows[index] = row
+                deferred += held
+                bar.update(len(done))
+        except KeyboardInterrupt:
+            self.halt.set("not sent: interrupted")
+            for future in futures:
+                future.cancel()
+            flying = sum(f.running() for f in futures)
+            tqdm.write(f"{self.label}: stopping; waiting for {flying} calls in flight (interrupt again to leave them)", file=sys.stderr)
+            try:
+                wait_for(futures)  # the calls in flight finish, and their answers are committed
+            except KeyboardInterrupt:
+                raise RunInterrupted(self.label, self.cached, len(self.rows), sum(not f.done() for f in futures)) from None
+            raise RunInterrupted(self.label, self.cached, len(self.rows)) from None
         except AuthError as exc:
-            for future in futures:
-                future.cancel()
-            raise VhsError(f"{label}: authentication failed ({exc}); check the API key") from None
+            raise VhsError(f"{self.label}: authentication failed ({exc}); check the API key") from None
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return deferred
+
+    def _claim(self, unit: list[_Pending], wait: bool) -> tuple[list[_Pending], list[tuple[int, dict]], list[_Pending]]:
+        """Split a unit into (ours to call, answered meanwhile by another process, held by another process)."""
+        mine, done, held = [], [], []
+        for item in unit:
+            state = self.claims.take(item.key)
+            while state == "held" and wait and not self.halt.event.wait(self.POLL_SECONDS):
+                state = self.claims.take(item.key)
+            hit = self.cache.get(item.key) if state == "answered" else None
+            if hit:
+                done.append((item.index, _row(item.request.question, self.label, "ok", hit[0], hit[1], cached=True)))
+            elif state == "claimed":
+                mine.append(item)
+            else:
+                held.append(item)
+        return mine, done, held
+
+    def _attempt(self, requests: list[Request]) -> list[Reply]:
+        try:
+            replies = self.backend.generate_batch(requests)
+        except BaseException as exc:
+            self.breaker.record(exc)
+            raise
+        self.breaker.record(None)
+        return replies
+
+    def _answer(self, unit: list[_Pending], wait: bool) -> tuple[list[tuple[int, dict]], list[_Pending]]:
+        """Claim, call with retries, commit: the unit's finished rows, and the items left to another process."""
+        if self.halt:
+            return [], []
+        mine, done, held = self._claim(unit, wait)
+        if not mine:
+            return done, held
+        label = self.label
+        start = time.perf_counter()
+        try:
+            replies = call_with_retries(lambda: self._attempt([i.request for i in mine]), self.options.retry, stop=self.halt.event)
+            if len(replies) != len(mine):
+                raise BackendError(f"{label} returned {len(replies)} replies for {len(mine)} requests")
+            latency = (time.perf_counter() - start) / len(mine)
+            for item, reply in zip(mine, replies):
+                self.cache.put(item.key, self.identity, reply, latency)
+                with self._count:
+                    self.cached += reply.is_final
+                done.append((item.index, _row(item.request.question, label, "ok", reply, latency)))
+        except Stopped:
+            pass
+        except OverLimitError as exc:
+            done += [(i.index, _row(i.request.question, label, f"not_answerable:{exc.kind}")) for i in mine]
+        except AuthError:
+            self.halt.set("not sent: authentication failed")  # here, so that no other worker starts a call
+            raise
         except MissingKeyError:
-            for future in futures:
-                future.cancel()
-            return not_run_table(questions, label, NO_KEY)
-    return _as_table(rows)
+            self.halt.set(NO_KEY)
+            raise
+        except BackendError as exc:  # a TransientError after the last attempt, or a refusal to answer
+            done += [(i.index, {**_row(i.request.question, label, "error"), "raw": str(exc)}) for i in mine]
+        except Exception as exc:  # noqa: BLE001 -- a malformed reply, a bug in a backend: this question fails, the run goes on
+            done += [(i.index, {**_row(i.request.question, label, "error"), "raw": one_line(exc)}) for i in mine]
+        finally:
+            for item in mine:
+                self.claims.release(item.key)
+        return done, held
 
 
 def evaluate(model: str, questions: Iterable[dict], cache: ResponseCache, options: RunOptions = RunOptions()) -> pd.DataFrame:
@@ -277,18 +459,20 @@ def evaluate(model: str, questions: Iterable[dict], cache: ResponseCache, option
     try:
         backend = load_backend(model)
     except MissingKeyError:
-        return not_run_table(questions[: options.limit], model, NO_KEY)
+        return not_run_table(questions[: options.limit], public_spec(model), NO_KEY)
     return run_backend(backend, questions, cache, options)
 
 
 def evaluate_models(
     specs: dict[str, str | None], questions: Iterable[dict], cache: ResponseCache, options: RunOptions = RunOptions(), unavailable: str = "not built for this profile yet"
 ) -> pd.DataFrame:
-    """Every model of `specs` (label -> spec) over the same questions, rows labelled by the label;
-    a spec of None (a model the profile cannot run) is marked `not_run` with the reason `unavailable`."""
+    """Every model of `specs` (label -> spec) over the same questions, rows labelled by the label (a spec used as a
+    label loses its secrets); a spec of None (a model the profile cannot run) is marked `not_run` with the reason `unavailable`."""
     questions = list(questions)
     tables = [
-        evaluate(spec, questions, cache, options).assign(model=label) if spec is not None else not_run_table(questions[: options.limit], label, unavailable)
+        evaluate(spec, questions, cache, options).assign(model=public_spec(label))
+        if spec is not None
+        else not_run_table(questions[: options.limit], public_spec(label), unavailable)
         for label, spec in specs.items()
     ]
     return pd.concat(tables, ignore_index=True)

@@ -28,10 +28,12 @@ class AnthropicBackend(ApiBackend):
     max_side: ClassVar[int] = USEFUL_MAX_SIDE
     key_env = ("ANTHROPIC_API_KEY",)
 
-    def __init__(self, model_id: str = "claude-3-opus-20240229", api_key: str = "", **options: str) -> None:
+    def __init__(self, model_id: str = "claude-3-opus-20240229", **options: str) -> None:
         super().__init__(model_id or "claude-3-opus-20240229", **options)
-        key = resolve_key(api_key, self.key_env, "anthropic")
-        self.client = anthropic.Anthropic(api_key=key, base_url=self.params["base_url"] or None, max_retries=0, timeout=self.timeout)
+
+    def connect(self, api_key: str, base_url: str | None) -> anthropic.Anthropic:
+        """A client for the spec's or the environment's endpoint."""
+        return anthropic.Anthropic(api_key=resolve_key(api_key, self.key_env, "anthropic"), base_url=base_url, max_retries=0, timeout=self.timeout)
 
     def image_tokens(self, image: EncodedImage) -> int:
         """width x height / 750."""
@@ -51,7 +53,10 @@ class AnthropicBackend(ApiBackend):
             extra_body={"temperature": temperature} if temperature is not None else None,
         )
         text = "".join(block.text for block in response.content if getattr(block, "type", "") == "text")
-        return Reply(text=text, input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens, images_sent=len(images))
+        return Reply(
+            text=text, input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens, images_sent=len(images),
+            stop_reason=response.stop_reason,
+        )
 
     def classify(self, exc: Exception) -> BackendError | None:
         """Map `anthropic.APIStatusError` by its status code."""

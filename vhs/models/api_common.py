@@ -51,6 +51,17 @@ class EncodedImage:
         return base64.b64encode(self.data).decode("ascii")
 
 
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a whole JPEG: it starts and ends with the JPEG markers and its header decodes; else None."""
+    if not (data.startswith(b"\xff\xd8") and data.endswith(b"\xff\xd9")):
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as decoded:
+            return decoded.size if decoded.format == "JPEG" else None
+    except (OSError, SyntaxError):
+        return None
+
+
 class JpegEncoder:
     """Encodes each distinct image once (resized to fit `max_side`, JPEG at `JPEG_QUALITY`) and reuses it.
 
@@ -71,16 +82,16 @@ class JpegEncoder:
         if known:
             return known
         path = self.root / image.sha256[:2] / f"{image.sha256}.jpg"
-        if path.exists():
-            data = path.read_bytes()
-        else:
+        data = path.read_bytes() if path.exists() else b""
+        size = jpeg_size(data)
+        if size is None:  # not encoded yet, or a corrupt, empty or truncated file left by something else
             data = self._jpeg(image.path)
+            size = jpeg_size(data)
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(f"{path.name}.{threading.get_ident()}.part")
             partial.write_bytes(data)
             partial.replace(path)
-        with Image.open(io.BytesIO(data)) as decoded:
-            encoded = EncodedImage(data, *decoded.size)
+        encoded = EncodedImage(data, *size)
         with self._lock:
             if len(self._memory) > 4096:  # bounded: a 10,000-image haystack streams through disk
                 self._memory.clear()
@@ -104,18 +115,23 @@ def resolve_key(explicit: str, env_names: tuple[str, ...], provider: str) -> str
 
 
 def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date), if present."""
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date); None if absent or unreadable."""
     if headers is None:
         return None
-    if headers.get("retry-after-ms"):
-        return float(headers["retry-after-ms"]) / 1000
-    value = headers.get("retry-after")
-    if not value:
-        return None
+    milliseconds, value = headers.get("retry-after-ms"), headers.get("retry-after")
     try:
-        return float(value)
-    except ValueError:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time())
+        if milliseconds:
+            seconds = float(milliseconds) / 1000
+        elif value:
+            try:
+                seconds = float(value)
+            except ValueError:
+                seconds = parsedate_to_datetime(value).timestamp() - time()
+        else:
+            return None
+    except (TypeError, ValueError, OverflowError):  # "soon", a malformed date: as if the provider had said nothing
+        return None
+    return None if math.isnan(seconds) else max(0.0, seconds)
 
 
 def error_for_status(status: int, message: str, headers: Any = None) -> BackendError:
@@ -151,11 +167,28 @@ class ApiBackend(Backend):
     max_side: ClassVar[int] = 2048
     key_env: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, model_id: str, base_url: str = "", temperature: str = "0", max_tokens: str = "16", timeout: str = "120", **params: Any) -> None:
-        """`temperature` 0 is greedy decoding, as the paper; an empty value leaves it to the provider."""
-        super().__init__(model_id, base_url=base_url, temperature=float(temperature) if temperature else None, max_tokens=int(max_tokens), **params)
+    def __init__(
+        self, model_id: str, api_key: str = "", base_url: str = "", temperature: str = "0", max_tokens: str = "16", timeout: str = "120", **params: Any
+    ) -> None:
+        """`temperature` 0 is greedy decoding, as the paper; an empty value leaves it to the provider.
+
+        The endpoint in the cache key is the one the SDK resolved (the spec's `@URL`, else its environment
+        variable, else the provider's), so a local server's answers are never served as the provider's.
+        """
         self.timeout = float(timeout)
+        self.client = self.connect(api_key, base_url or None)
+        super().__init__(
+            model_id, base_url=self.endpoint().rstrip("/"), temperature=float(temperature) if temperature else None, max_tokens=int(max_tokens), **params
+        )
         self.encoder = JpegEncoder(self.max_side)
+
+    def connect(self, api_key: str, base_url: str | None) -> Any:
+        """The provider's SDK client, with its own retries off (the harness's policy is the only one)."""
+        raise NotImplementedError
+
+    def endpoint(self) -> str:
+        """The base URL the client sends to."""
+        return str(self.client.base_url)
 
     def request_bytes(self, request: Request) -> int:
         """Bytes on the wire: base64 images plus the prompt."""
@@ -179,7 +212,7 @@ class ApiBackend(Backend):
         except Exception as exc:  # the SDKs' own exception types, read by status code
             mapped = self.classify(exc)
             if mapped is None and is_transport_error(exc):
-                mapped = TransientError(f"{type(exc).__name__}: {exc}")
+                mapped = TransientError(f"{type(exc).__name__}: {exc}", unreachable=True)
             if mapped is None:
                 raise
             raise mapped from exc

@@ -6,13 +6,12 @@ over-limit haystack as not answerable without sending it, and it raises the erro
 runner can retry, stop, or mark the question, whatever the provider.
 """
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from PIL import Image
-
-_SECRET_HINTS = ("key", "token", "secret", "password")
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,12 @@ class Reply:
     output_tokens: int | None = None
     images_sent: int = 0
     kept: tuple[int, ...] | None = None  # haystack positions a retrieving backend kept (None: it keeps all)
+    stop_reason: str | None = None  # why generation ended, as the provider says: "stop", "length", "refusal" ...
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the reply holds an answer worth replaying: an empty one (a refusal, a cap hit first) is asked again."""
+        return bool(self.text.strip())
 
 
 @dataclass(frozen=True)
@@ -54,25 +59,51 @@ class Limits:
     context_tokens: int | None = None
 
 
+def canonical(value: Any, name: str = "parameter") -> Any:
+    """A parameter value as the cache key hashes it: JSON scalars, lists and string-keyed dicts, nothing else.
+
+    Paths become POSIX strings and tuples lists; a non-finite float or any other object is a TypeError,
+    so no `str()` of an arbitrary object (which may hold an address or a secret) ever reaches a key.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError(f"{name} must be a finite number, got {value!r}")
+        return value
+    if isinstance(value, Path):
+        return value.as_posix()
+    if isinstance(value, (list, tuple)):
+        return [canonical(v, name) for v in value]
+    if isinstance(value, dict):
+        return {str(k): canonical(v, f"{name}.{k}") for k, v in sorted(value.items())}
+    raise TypeError(f"{name} has a value of type {type(value).__name__}; give a string, number, bool, list or dict")
+
+
 class Backend:
     """Base class of every backend. Subclasses set `name`, and implement `generate`.
 
-    `model_id` and `params` (generation parameters) go into the cache key with the prompt and the
-    image hashes; never put an API key in either. Local backends that batch set `batch_size`.
+    Every keyword argument of a backend's `__init__` is an option its spec may set
+    (`NAME:MODEL?option=value`); the registry rejects any other. `model_id` and `params` (every setting
+    that can change a reply: output caps, temperature, order, base URL, a weights digest) go into the
+    cache key with the prompt and the image hashes. Options named in `secret_params` (API keys) never
+    reach a key, a label or a file; keep them out of `params`, or list them there. Local backends that
+    batch set `batch_size`.
     """
 
     name: ClassVar[str] = "backend"
     paid: ClassVar[bool] = False  # a paid API: the runner states what it will send before sending
+    secret_params: ClassVar[frozenset[str]] = frozenset({"api_key"})
     limits: Limits = Limits()
     batch_size: int = 1
 
     def __init__(self, model_id: str = "", **params: Any) -> None:
         self.model_id = model_id
-        self.params: dict[str, Any] = params
+        self.params: dict[str, Any] = {k: canonical(v, k) for k, v in params.items()}
 
     def identity(self) -> dict[str, Any]:
-        """Everything about the backend that determines its answer; parameters that look secret are left out."""
-        public = {k: v for k, v in self.params.items() if not any(s in k.lower() for s in _SECRET_HINTS)}
+        """Everything about the backend that determines its answer; the options in `secret_params` are left out."""
+        public = {k: v for k, v in self.params.items() if k not in self.secret_params}
         return {"backend": self.name, "model": self.model_id, "params": public}
 
     def label(self) -> str:
@@ -114,10 +145,13 @@ class BackendError(Exception):
 
 @dataclass
 class TransientError(BackendError):
-    """Worth retrying: 429, 5xx, a timeout, a dropped connection. `retry_after` in seconds if the provider said."""
+    """Worth retrying: 429, 5xx, a timeout, a dropped connection. `retry_after` in seconds if the provider said;
+    `unreachable` when no answer came at all (refused, dropped or timed-out connection), which the runner's
+    circuit breaker counts."""
 
     message: str
     retry_after: float | None = None
+    unreachable: bool = False
 
     def __str__(self) -> str:
         return self.message

@@ -31,15 +31,17 @@ class GeminiBackend(ApiBackend):
     max_side: ClassVar[int] = USEFUL_MAX_SIDE
     key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
-    def __init__(self, model_id: str = "gemini-1.5-pro", api_key: str = "", **options: str) -> None:
+    def __init__(self, model_id: str = "gemini-1.5-pro", **options: str) -> None:
         super().__init__(model_id or "gemini-1.5-pro", **options)
-        key = resolve_key(api_key, self.key_env, "gemini")
-        http = types.HttpOptions(
-            base_url=self.params["base_url"] or None,
-            timeout=int(self.timeout * 1000),
-            retry_options=types.HttpRetryOptions(attempts=1),  # the harness is the only retry policy
-        )
-        self.client = genai.Client(api_key=key, http_options=http)
+
+    def connect(self, api_key: str, base_url: str | None) -> genai.Client:
+        """A client for the spec's endpoint, else `GOOGLE_GEMINI_BASE_URL`'s, else Google's."""
+        http = types.HttpOptions(base_url=base_url, timeout=int(self.timeout * 1000), retry_options=types.HttpRetryOptions(attempts=1))
+        return genai.Client(api_key=resolve_key(api_key, self.key_env, "gemini"), http_options=http)
+
+    def endpoint(self) -> str:
+        """The base URL the client resolved (the SDK keeps it on its private API client only)."""
+        return str(self.client._api_client._http_options.base_url)
 
     def image_tokens(self, image: EncodedImage) -> int:
         """258 per 768-px tile; one tile for images up to 384 px on both sides."""
@@ -56,11 +58,18 @@ class GeminiBackend(ApiBackend):
             config=types.GenerateContentConfig(temperature=self.params["temperature"], max_output_tokens=self.params["max_tokens"]),
         )
         usage = response.usage_metadata
+        candidate = response.candidates[0] if response.candidates else None
+        if candidate is None:
+            blocked = response.prompt_feedback.block_reason if response.prompt_feedback else None
+            stop_reason = f"blocked: {getattr(blocked, 'value', blocked)}" if blocked else None
+        else:
+            stop_reason = getattr(candidate.finish_reason, "value", candidate.finish_reason)
         return Reply(
-            text=response.text or "",
+            text=(response.text or "") if candidate else "",
             input_tokens=usage.prompt_token_count if usage else None,
             output_tokens=usage.candidates_token_count if usage else None,
             images_sent=len(images),
+            stop_reason=stop_reason.lower() if isinstance(stop_reason, str) else None,
         )
 
     def classify(self, exc: Exception) -> BackendError | None:

@@ -12,6 +12,8 @@ Options: `dtype` (auto: bfloat16 on CUDA, float32 on CPU), `device` (auto: CUDA 
 `max_new_tokens` (8), `batch_size` (1), `context`.
 """
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,6 +45,17 @@ def context_window(config: Any) -> int | None:
     return getattr(text, "max_position_embeddings", None)
 
 
+def weights_revision(model_id: str, config: Any) -> str:
+    """What identifies the weights: the hub commit they were downloaded at, or for a local directory a hash of its
+    weight files' names, sizes and modification times (a changed file is a new model; a copied one only re-asks)."""
+    folder = Path(model_id)
+    if folder.is_dir():
+        files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".gguf"))
+        listing = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        return "local:" + hashlib.sha256(repr(listing).encode()).hexdigest()[:16]
+    return getattr(config, "_commit_hash", None) or "unknown"
+
+
 class HFBackend(BatchedBackend):
     """A transformers model answering in batches; images first, then the prompt, greedy decoding."""
 
@@ -54,9 +67,9 @@ class HFBackend(BatchedBackend):
         model_id = model_id or DEFAULT_MODEL
         self.device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, self.device)
-        super().__init__(model_id, dtype=str(torch_dtype).removeprefix("torch."), max_new_tokens=int(max_new_tokens))
         try:
             config = AutoConfig.from_pretrained(model_id)
+            super().__init__(model_id, dtype=str(torch_dtype).removeprefix("torch."), max_new_tokens=int(max_new_tokens), weights=weights_revision(model_id, config))
             self.vision = getattr(config, "vision_config", None) is not None
             loader = AutoModelForImageTextToText if self.vision else AutoModelForCausalLM
             self.model = loader.from_pretrained(model_id, dtype=torch_dtype).to(self.device).eval()
@@ -112,14 +125,17 @@ class HFBackend(BatchedBackend):
         output = self.model.generate(**inputs, max_new_tokens=self.params["max_new_tokens"], do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
         new = output[:, inputs["input_ids"].shape[1] :]
         replies = []
+        cap = self.params["max_new_tokens"]
         for row, request in enumerate(requests):
             generated = new[row][new[row] != self.tokenizer.pad_token_id]
+            ended = bool((generated == self.tokenizer.eos_token_id).any()) or len(generated) < cap
             replies.append(
                 Reply(
                     text=self.tokenizer.decode(generated, skip_special_tokens=True).strip(),
                     input_tokens=int(inputs["attention_mask"][row].sum()),
                     output_tokens=len(generated),
                     images_sent=len(request.images),
+                    stop_reason="stop" if ended else "length",
                 )
             )
         return replies

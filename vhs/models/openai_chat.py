@@ -30,18 +30,20 @@ class OpenAIBackend(ApiBackend):
     max_side: ClassVar[int] = USEFUL_MAX_SIDE
     key_env = ("OPENAI_API_KEY",)
 
-    def __init__(self, model_id: str = "gpt-4o", api_key: str = "", order: str = "text-first", detail: str = "auto", **options: str) -> None:
+    def __init__(self, model_id: str = "gpt-4o", order: str = "text-first", detail: str = "auto", **options: str) -> None:
         if order not in ("text-first", "images-first"):
             raise BackendError(f"openai: order must be text-first or images-first, got {order!r}")
         super().__init__(model_id or "gpt-4o", order=order, detail=detail, **options)
-        base_url = self.params["base_url"] or None
+
+    def connect(self, api_key: str, base_url: str | None) -> openai.OpenAI:
+        """A client for the spec's or the environment's endpoint; a custom endpoint needs no key."""
         try:
             key = resolve_key(api_key, self.key_env, "openai")
         except MissingKeyError:
             if not (base_url or os.environ.get("OPENAI_BASE_URL")):
                 raise
             key = "not-needed"  # local OpenAI-compatible servers accept any key
-        self.client = openai.OpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=self.timeout)
+        return openai.OpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=self.timeout)
 
     def image_tokens(self, image: EncodedImage) -> int:
         """85 + 170 per 512-px tile after scaling the short side to at most 768 (high detail)."""
@@ -63,12 +65,16 @@ class OpenAIBackend(ApiBackend):
             max_tokens=self.params["max_tokens"],
             **({"temperature": self.params["temperature"]} if self.params["temperature"] is not None else {}),
         )
-        usage = response.usage
+        if not response.choices:
+            raise BackendError("openai: the response holds no choices")
+        choice, usage = response.choices[0], response.usage
+        refused = getattr(choice.message, "refusal", None)
         return Reply(
-            text=response.choices[0].message.content or "",
+            text=choice.message.content or "",
             input_tokens=usage.prompt_tokens if usage else None,
             output_tokens=usage.completion_tokens if usage else None,
             images_sent=len(images),
+            stop_reason="refusal" if refused else choice.finish_reason,
         )
 
     def classify(self, exc: Exception) -> BackendError | None:

@@ -6,14 +6,14 @@ path to a Backend class (`mypkg.mymodule.MyBackend`), so a backend can also live
 Adding a backend to vhs: write `vhs/models/NAME.py` with a `Backend` subclass, add one line below.
 """
 
+import functools
 import importlib
+import inspect
 import re
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from vhs.errors import VhsError
 from vhs.models.base import Backend, BackendError, MissingKeyError
-
-_SERVER = re.compile(r"^(?P<model>.*)@(?P<url>https?://.+)$")
 
 BACKENDS: dict[str, str] = {
     "oracle": "vhs.models.oracle:OracleBackend",
@@ -34,22 +34,30 @@ BACKENDS: dict[str, str] = {
 def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     """Split `NAME[:MODEL_ID][@BASE_URL][?k=v&...]` into (name, model id, options).
 
-    `@http://…` or `@https://…` after the model id becomes the `base_url` option.
+    `@http://…` or `@https://…` after the model id becomes the `base_url` option; `NAME:` with
+    nothing after the colon, an `@` that is not followed by a URL, and an option given twice are errors.
     """
     head, _, query = spec.partition("?")
-    name, _, model_id = head.partition(":")
+    name, colon, model_id = head.partition(":")
     if not name:
-        raise VhsError(f"empty model name in {spec!r}")
-    options = dict(parse_qsl(query, keep_blank_values=True))
-    server = _SERVER.match(model_id)
-    if server:
-        model_id, options["base_url"] = server["model"], server["url"]
+        raise VhsError(f"empty model name in {redact(spec)!r}")
+    if colon and not model_id:
+        raise VhsError(f"empty model id in {redact(spec)!r}: give {name}:MODEL_ID, or {name} alone for its default")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    options = dict(pairs)
+    if len(options) != len(pairs):
+        raise VhsError(f"an option is given twice in {redact(spec)!r}")
+    model_id, at, url = model_id.rpartition("@") if "@" in model_id else (model_id, "", "")
+    if at:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise VhsError(f"{name}: {'@' + url!r} is not a base URL; write MODEL@http://HOST:PORT/v1")
+        options["base_url"] = url
     return name, model_id, options
 
 
-def load_backend(spec: str) -> Backend:
-    """Instantiate the backend a spec names."""
-    name, model_id, options = parse_spec(spec)
+def backend_class(name: str) -> type[Backend]:
+    """The Backend subclass a spec's NAME names: a registered backend, or a dotted Python path to one."""
     if "." in name:
         module_name, _, class_name = name.rpartition(".")
     elif name in BACKENDS:
@@ -60,12 +68,66 @@ def load_backend(spec: str) -> Backend:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise VhsError(f"cannot load backend {name!r}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise VhsError(f"{name!r} is not a Backend subclass (a backend subclasses vhs.models.base.Backend)")
+    return cls
+
+
+def accepted_options(cls: type[Backend]) -> set[str]:
+    """The options a backend declares: the keyword arguments of its `__init__`, and of each base's while one
+    passes `**options` on."""
+    accepted: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        accepted |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self", "model_id"}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters) or klass is Backend:
+            break
+    return accepted
+
+
+def load_backend(spec: str) -> Backend:
+    """Instantiate the backend a spec names; an unknown option is an error that lists the accepted ones."""
+    name, model_id, options = parse_spec(spec)
+    cls = backend_class(name)
+    unknown = sorted(set(options) - accepted_options(cls))
+    if unknown:
+        accepted = ", ".join(sorted(accepted_options(cls))) or "none"
+        raise VhsError(f"{name}: unknown option{'s' * (len(unknown) > 1)} {', '.join(unknown)}; accepted: {accepted}")
     try:
         return cls(model_id, **options)
     except MissingKeyError:
         raise
     except (TypeError, ValueError, BackendError) as exc:
         raise VhsError(f"bad options for model {name!r}: {exc}") from None
+
+
+@functools.cache
+def secret_option_names() -> frozenset[str]:
+    """Every option that some registered backend treats as a secret (what `redact` removes)."""
+    names = set(Backend.secret_params)
+    for target in BACKENDS.values():
+        module_name, _, class_name = target.partition(":")
+        try:
+            names |= getattr(importlib.import_module(module_name), class_name).secret_params
+        except ImportError:  # an optional backend's SDK is not installed: its secrets are no different
+            continue
+    return frozenset(names)
+
+
+def redact(text: str) -> str:
+    """`text` with the value of every secret option in a model spec (`?api_key=…`, `&api_key=…`) replaced by `***`."""
+    names = "|".join(re.escape(n) for n in sorted(secret_option_names()))
+    return re.sub(rf"([?&](?:{names})=)[^&\s\"',\\]*", r"\1***", text)
+
+
+def public_spec(spec: str) -> str:
+    """A spec fit to label rows and print: its secret options removed."""
+    head, _, query = spec.partition("?")
+    secrets = secret_option_names()
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in secrets]
+    return f"{head}?{urlencode(kept, safe=':/@,')}" if kept else head
 
 
 def trained_here(name: str, runs: str = "runs") -> str:

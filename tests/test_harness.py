@@ -131,11 +131,13 @@ def test_a_remembered_hash_is_reused_once_the_file_is_old_enough(tmp_path: Path,
     cache = ResponseCache(tmp_path / "c.sqlite")
     image = tmp_path / "img.png"
     image.write_bytes(b"A" * 100)
-    monkeypatch.setattr("vhs.eval.cache.RACY_SECONDS", 0.0)
     digest, _ = cache.image_hash(image)
+    time.sleep(0.1)
+    cache.image_hash(image)  # hashed again: it had changed within 50 ms of the first hash
     cache._execute("UPDATE file_hashes SET sha256 = 'remembered'")
-    assert cache.image_hash(image)[0] == "remembered"  # not read again
-    monkeypatch.setattr("vhs.eval.cache.RACY_SECONDS", 3600.0)
+    assert cache.image_hash(image)[0] == "remembered"  # hashed long enough after its change: not read again
+    for window in ("RACY_SECONDS", "COARSE_RACY_SECONDS"):
+        monkeypatch.setattr(f"vhs.eval.cache.{window}", 3600.0)
     assert cache.image_hash(image)[0] == digest  # changed within the racy window: read again
 
 

@@ -13,8 +13,9 @@ questions first, then waits for that answer instead of paying for it. A claim wh
 timeout is retried, never raised.
 
 Image content hashes are remembered by path, inode, size and modification and change times; a file
-changed within `RACY_SECONDS` of being hashed is hashed again next time, since a rewrite inside the
-file system's timestamp granularity can leave every one of those the same.
+changed within `RACY_SECONDS` of being hashed (`COARSE_RACY_SECONDS` where time stamps have no
+sub-second part) is hashed again next time, since a rewrite inside the file system's timestamp
+granularity can leave every one of those the same.
 """
 
 import hashlib
@@ -33,7 +34,11 @@ from vhs.errors import VhsError
 from vhs.models.base import Reply
 
 T = TypeVar("T")
-RACY_SECONDS = 2.0
+# A file changed this soon after being hashed may have been changed again within one timestamp tick. Linux
+# stamps files from a clock of ~4-10 ms ticks; a file system whose stamps have no sub-second part may tick
+# at 1-2 s (FAT, ext3, some network mounts).
+RACY_SECONDS = 0.05
+COARSE_RACY_SECONDS = 2.0
 LEASE_SECONDS = 60.0
 LOCKED_GIVE_UP_SECONDS = 300.0  # a lock held this long is a stuck process, not contention
 
@@ -173,17 +178,40 @@ class ResponseCache:
         """Drop every claim `owner` holds."""
         self._execute("DELETE FROM claims WHERE owner = ?", (owner,))
 
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file (as far as no reader holds it), so later readers,
+        in this process or another, read pages from the file instead of a long log."""
+        self._execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def image_hashes(self, paths: list[Path]) -> list[tuple[str, int]]:
+        """(sha256, size in bytes) of each image file, remembered by path, inode, size, mtime and ctime, looked up
+        in one query per 500 files; FileNotFoundError for a missing file."""
+        stats = [path.stat() for path in paths]
+        remembered: dict[str, tuple] = {}
+        for start in range(0, len(paths), 500):
+            names = tuple(str(p) for p in paths[start : start + 500])
+            query = f"SELECT path, inode, size, mtime_ns, ctime_ns, hashed_ns, sha256 FROM file_hashes WHERE path IN ({','.join('?' * len(names))})"
+            remembered |= {row[0]: row[1:] for row in self._execute(query, names)}
+        hashes, fresh = [], []
+        for path, stat in zip(paths, stats):
+            seen = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+            racy = RACY_SECONDS if stat.st_ctime_ns % 1_000_000_000 else COARSE_RACY_SECONDS
+            row = remembered.get(str(path))
+            if row and row[:4] == seen and row[4] - stat.st_ctime_ns > racy * 1e9:
+                hashes.append((row[5], stat.st_size))
+                continue
+            hashed_ns = time.time_ns()  # before reading, so a change during the read falls in the racy window
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            fresh.append((str(path), *seen, hashed_ns, digest))
+            hashes.append((digest, stat.st_size))
+        if fresh:
+            with self._lock:
+                self._locked(lambda: self._db.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?, ?, ?)", fresh))
+        return hashes
+
     def image_hash(self, path: Path) -> tuple[str, int]:
-        """(sha256, size in bytes) of an image file, remembered by path, inode, size, mtime and ctime."""
-        stat = path.stat()
-        seen = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-        rows = self._execute("SELECT inode, size, mtime_ns, ctime_ns, hashed_ns, sha256 FROM file_hashes WHERE path = ?", (str(path),))
-        if rows and rows[0][:4] == seen and rows[0][4] - stat.st_ctime_ns > RACY_SECONDS * 1e9:
-            return rows[0][5], stat.st_size
-        hashed_ns = time.time_ns()  # before reading, so a change during the read falls in the racy window
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        self._execute("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?, ?, ?)", (str(path), *seen, hashed_ns, digest))
-        return digest, stat.st_size
+        """(sha256, size in bytes) of one image file (see `image_hashes`)."""
+        return self.image_hashes([path])[0]
 
     def close(self) -> None:
         """Close the connection."""
@@ -213,6 +241,7 @@ class Claims:
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         self.cache.release_all(self.owner)
+        self.cache.checkpoint()
 
     def take(self, key: str) -> ClaimState:
         """Claim one key (see `ResponseCache.claim`)."""

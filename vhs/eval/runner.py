@@ -119,14 +119,6 @@ class HaystackImages:
         self._catalogs: dict[str, Catalog] = {}
         self._refs: dict[tuple[str, int], ImageRef] = {}
 
-    def _ref(self, dataset: str, catalog: Catalog, row: int, question: dict) -> ImageRef:
-        path = catalog.root / catalog.paths[row]
-        if not path.is_file():
-            raise VhsError(f"image file missing: {path} (image {catalog.image_ids[row]} of {question['qid']})")
-        digest, size = self._cache.image_hash(path)
-        ref = self._refs[(dataset, row)] = ImageRef(int(catalog.image_ids[row]), path, digest, size)
-        return ref
-
     def request(self, question: dict) -> Request:
         """The request a backend receives for a question: the paper's prompt and the images in order."""
         return Request(PROMPT_PREFIX + question["question"], question, self.refs(question))
@@ -137,11 +129,16 @@ class HaystackImages:
         if dataset not in self._catalogs:
             self._catalogs[dataset] = _shared_catalog(dataset, self._data)
         catalog = self._catalogs[dataset]
-        known = self._refs
-        return tuple(
-            known.get((dataset, row)) or self._ref(dataset, catalog, row, question)
-            for row in catalog.rows_of(question["image_ids"]).tolist()
-        )
+        rows = catalog.rows_of(question["image_ids"]).tolist()
+        new = [row for row in dict.fromkeys(rows) if (dataset, row) not in self._refs]
+        paths = [catalog.root / catalog.paths[row] for row in new]
+        try:
+            hashes = self._cache.image_hashes(paths)
+        except FileNotFoundError as exc:
+            raise VhsError(f"image file missing: {exc.filename} (an image of {question['qid']})") from None
+        for row, path, (digest, size) in zip(new, paths, hashes):
+            self._refs[(dataset, row)] = ImageRef(int(catalog.image_ids[row]), path, digest, size)
+        return tuple(self._refs[(dataset, row)] for row in rows)
 
 
 def over_limit(backend: Backend, request: Request) -> str | None:
@@ -320,7 +317,8 @@ def run_backend(backend: Backend, questions: Iterable[dict], cache: ResponseCach
         tqdm.write(f"{label}: about to send {len(pending):,} requests with {images_to_send:,} images, about {tokens:,} input tokens", file=sys.stderr)
 
     try:
-        _Dispatch(backend, cache, options, rows, len(questions) - len(pending)).run(pending)
+        if pending:
+            _Dispatch(backend, cache, options, rows, len(questions) - len(pending)).run(pending)
     except MissingKeyError:
         return not_run_table(questions, label, NO_KEY)
     return _as_table(rows)

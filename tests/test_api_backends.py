@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.fake_api_server import FakeAPIServer, Scripted, fake_api
+from tests.fake_api_server import THOUGHT_TEXT, FakeAPIServer, Scripted, fake_api
 from vhs.cli import main
 from vhs.data import questions as qs
 from vhs.data.catalog import Catalog
@@ -18,8 +18,10 @@ from vhs.errors import VhsError
 from vhs.eval.cache import ResponseCache
 from vhs.eval.retry import RetryPolicy
 from vhs.eval.runner import RunOptions, evaluate
+from vhs.metrics import summarize
 from vhs.models.api_common import JpegEncoder, error_for_status, retry_after_seconds
 from vhs.models.base import AuthError, ImageRef, OverLimitError, TransientError
+from vhs.models.registry import load_backend
 
 SECRET = "sk-test-never-store-me-42"
 KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY"}
@@ -221,3 +223,77 @@ def test_overlimit_kinds_and_retry_after_forms() -> None:
     assert retry_after_seconds({"retry-after-ms": "1500"}) == 1.5
     assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
     assert retry_after_seconds({}) is None
+
+
+# Reasoning models: the fake server refuses what the real APIs refuse (`fake_api_server.refusal`).
+
+
+def test_gpt5_gets_max_completion_tokens_and_no_temperature(haystacks: list[dict], small_synth: Path, env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    with fake_api("Yes") as server:
+        qfile = env / "q.jsonl"
+        qs.write_jsonl(iter(haystacks), qfile)
+        code = main(["eval", "--model", f"openai:gpt-5@{server.url}/v1?reasoning_effort=low", "--questions", str(qfile),
+                     "--out", str(env / "r.parquet"), "--cache", str(env / "c.sqlite"), "--data", str(small_synth)])
+    table = pd.read_parquet(env / "r.parquet")
+    assert code == 0 and set(table["status"]) == {"ok"} and table["correct"].sum() == (table["answer"] == "yes").sum()
+    body = server.captured[0].body
+    assert body["max_completion_tokens"] == 8192 and "max_tokens" not in body and "temperature" not in body and body["reasoning_effort"] == "low"
+    assert table["reasoning_tokens"].tolist() == [64] * len(haystacks)
+    assert "reasoning_tokens" in capsys.readouterr().out
+
+
+def test_a_reasoning_reply_cut_by_the_cap_is_truncated_not_wrong(haystacks: list[dict], small_synth: Path, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with fake_api("Yes") as server:
+        table = evaluate(f"openai:o3@{server.url}/v1?max_tokens=16", haystacks[:2], ResponseCache(env / "c.sqlite"), RunOptions(data=small_synth))
+    assert table["status"].tolist() == ["truncated"] * 2 and not table["correct"].any() and table["raw"].tolist() == ["", ""]
+    summary = summarize(table)
+    assert summary["scored"].tolist() == [0] and summary["truncated"].tolist() == [1.0]
+    assert server.captured[0].body["max_completion_tokens"] == 16
+
+
+def test_claude_extended_thinking(haystacks: list[dict], small_synth: Path, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with fake_api("No") as server:
+        table = run("anthropic", server, haystacks[:1], small_synth, env, monkeypatch, "thinking_budget=2048")
+    body = server.captured[0].body
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048} and body["max_tokens"] == 2048 + 1024 and "temperature" not in body
+    assert table["status"].tolist() == ["ok"] and table["raw"].tolist() == ["No"] and table["reasoning"].tolist() == [THOUGHT_TEXT]
+    for bad, message in (("thinking_budget=512", "at least 1024"), ("thinking_budget=2048&max_tokens=1000", "must exceed"),
+                         ("thinking_budget=2048&temperature=0", "default temperature")):
+        with pytest.raises(VhsError, match=message):
+            load_backend(f"anthropic:claude-sonnet-4-5@{server.url}?api_key=k&{bad}")
+
+
+def test_gemini_thinking(haystacks: list[dict], small_synth: Path, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", SECRET)
+    with fake_api("Yes") as server:
+        table = evaluate(f"gemini:gemini-2.5-flash@{server.url}?thinking_budget=512&include_thoughts=1", haystacks[:1], ResponseCache(env / "c.sqlite"),
+                         RunOptions(data=small_synth, concurrency=1))
+        default = run("gemini", server, haystacks[1:2], small_synth, env, monkeypatch)
+    config = server.captured[0].body["generationConfig"]
+    assert config["thinkingConfig"] == {"thinking_budget": 512, "include_thoughts": True} and config["maxOutputTokens"] == 8192
+    assert table["status"].tolist() == ["ok"] and table["raw"].tolist() == ["Yes"]
+    assert table["reasoning"].tolist() == [THOUGHT_TEXT] and table["reasoning_tokens"].tolist() == [64]
+    assert server.captured[1].body["generationConfig"]["maxOutputTokens"] == 16 and default["reasoning_tokens"].isna().all()  # 1.5 Pro: no thinking
+
+
+def test_gemini_2_5_gets_room_to_think(haystacks: list[dict], small_synth: Path, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", SECRET)
+    with fake_api("Yes") as server:
+        table = evaluate(f"gemini:gemini-2.5-pro@{server.url}", haystacks[:1], ResponseCache(env / "c.sqlite"), RunOptions(data=small_synth))
+        cut = evaluate(f"gemini:gemini-2.5-pro@{server.url}?max_tokens=16", haystacks[:1], ResponseCache(env / "c.sqlite"), RunOptions(data=small_synth))
+    assert table["status"].tolist() == ["ok"] and server.captured[0].body["generationConfig"]["maxOutputTokens"] == 8192
+    assert cut["status"].tolist() == ["truncated"] and cut["stop_reason"].tolist() == ["max_tokens"]
+
+
+def test_openrouter_grok_4_with_its_reasoning_object(haystacks: list[dict], small_synth: Path, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENROUTER_API_KEY", SECRET)
+    with fake_api("Yes") as server:
+        table = evaluate(f"openrouter:x-ai/grok-4@{server.url}/v1?reasoning_max_tokens=2000", haystacks[:1], ResponseCache(env / "c.sqlite"),
+                         RunOptions(data=small_synth))
+    request = server.captured[0]
+    assert request.headers["authorization"] == f"Bearer {SECRET}" and request.body["model"] == "x-ai/grok-4"
+    assert request.body["reasoning"] == {"max_tokens": 2000} and request.body["max_tokens"] == 8192 and "temperature" not in request.body
+    assert table["status"].tolist() == ["ok"] and table["reasoning"].tolist() == [THOUGHT_TEXT]
+    with pytest.raises(VhsError, match="not both"):
+        load_backend(f"openrouter:x-ai/grok-4@{server.url}/v1?reasoning_effort=high&reasoning_max_tokens=5")

@@ -149,7 +149,7 @@ def test_an_empty_reply_is_recorded_with_its_stop_reason_and_asked_again(questio
         server.script.append(Scripted(body=json.dumps(empty)))
         first = evaluate(openai_spec(server), questions[:1], cache, RunOptions(data=small_synth, retry=FAST))
         again = evaluate(openai_spec(server), questions[:1], cache, RunOptions(data=small_synth, retry=FAST))
-    assert first["status"].tolist() == ["unparsed"] and first["stop_reason"].tolist() == ["length"] and first["raw"].tolist() == [""]
+    assert first["status"].tolist() == ["truncated"] and first["stop_reason"].tolist() == ["length"] and first["raw"].tolist() == [""]
     assert len(server.captured) == 2 and again["raw"].tolist() == ["No"] and not again["cached"].any()
     assert again["stop_reason"].tolist() == ["stop"]
 
@@ -169,7 +169,7 @@ def test_a_refusal_is_an_empty_reply_that_says_so(questions: list[dict], small_s
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("openai:gpt-4o@http://127.0.0.1:9/v1?max_token=5", "openai: unknown option max_token; accepted: api_key, base_url, detail, max_tokens, order, temperature, timeout"),
+        ("openai:gpt-4o@http://127.0.0.1:9/v1?max_token=5", "openai: unknown option max_token; accepted: api_key, base_url, detail, max_tokens, order, reasoning, reasoning_effort, temperature, timeout"),
         ("oracle?seed=1", "oracle: unknown option seed; accepted: data"),
         ("openai:", "empty model id in 'openai:'"),
         ("openai:gpt-4o@notaurl", "'@notaurl' is not a base URL"),
@@ -194,7 +194,9 @@ def test_a_bad_spec_stops_vhs_eval_before_any_call(question_file: Path, small_sy
 def _start_paid_run(server: FakeAPIServer, question_file: Path, small_synth: Path, tmp_path: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in KEYS} | {"VHS_DATA": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
     argv = [sys.executable, "-m", "vhs.cli", *eval_argv(openai_spec(server), question_file, tmp_path / "r.parquet", tmp_path / "c.sqlite", small_synth, "--concurrency", "2")]
-    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as at a terminal: a shell without job control starts background jobs with SIGINT ignored, which Python keeps
+    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_requests(server: FakeAPIServer, count: int) -> None:

@@ -23,8 +23,8 @@ from vhs.data.profiles import PROFILES, load_profile_catalog
 from vhs.errors import VhsError
 from vhs.eval.cache import ResponseCache
 from vhs.eval.retry import RetryPolicy
-from vhs.eval.runner import RESULT_COLUMNS, RunInterrupted, RunOptions, evaluate, write_results
-from vhs.metrics import summarize
+from vhs.eval.runner import RunInterrupted, RunOptions, evaluate, write_results
+from vhs.metrics import SUMMARY_COLUMNS, summarize
 from vhs.models.registry import redact
 from vhs.paths import data_root
 from vhs.synth.scenes import write_synth_dataset
@@ -100,8 +100,11 @@ def _cmd_questions(args: argparse.Namespace) -> None:
 
 
 def _print_summary(table: pd.DataFrame) -> None:
-    columns = ["model", "mode", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "compliance", "not_answerable", "errors"]
-    print(summarize(table)[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    columns = ["model", "mode", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "compliance", "not_answerable", "errors", "truncated"]
+    summary = summarize(table)
+    if summary["reasoning_tokens"].notna().any():  # reasoning models: the mean thinking spent per question
+        columns.append("reasoning_tokens")
+    print(summary[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 def _writable_file(path: Path) -> Path:
@@ -144,7 +147,7 @@ def _read_results(path: Path) -> pd.DataFrame:
         table = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises its own types for a corrupt or foreign file
         raise VhsError(f"{path} is not a readable Parquet file ({type(exc).__name__})") from None
-    missing = [c for c in RESULT_COLUMNS if c not in table.columns]
+    missing = [c for c in SUMMARY_COLUMNS if c not in table.columns]
     if missing:
         raise VhsError(f"{path} is not a vhs results table: it lacks {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
     if table.empty:
@@ -171,9 +174,8 @@ def _cmd_redact(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from vhs.synth_models.train import train_model  # torch is imported only by the commands that need it
-
     from vhs.mirage.hub import HubMirageConfig
+    from vhs.synth_models.train import train_model  # torch is imported only by the commands that need it
 
     hub = HubMirageConfig(**{k: v for k, v in (("vision", args.vision), ("lm", args.lm)) if v})
     out = train_model(args.name, Path(args.out), args.steps, args.seed, profile=args.profile, hub=hub)

@@ -2,7 +2,9 @@
 
 Scoring follows `shared/spec/README.md` §3: over-limit haystacks and models not run are not
 scored; a failed call (status `error`) is not a "no" and is not scored either, but its share is
-reported beside the accuracy; an unparsed reply is scored as wrong. Intervals are Wilson 95%; when
+reported beside the accuracy; an unparsed reply is scored as wrong; a reply cut by the output cap before
+any answer (`truncated`) is not scored, and its share is reported (ours: the cap is the harness's, not the
+model's, choice). Intervals are Wilson 95%; when
 a group holds the same question more than once (the position study asks each question at several
 positions), the interval is a cluster-robust normal interval with questions as clusters instead.
 """
@@ -15,6 +17,8 @@ import pandas as pd
 Z95 = 1.959963984540054
 DEPTH_BUCKETS = 10  # the position study places needles by tenths of haystacks above this size, as the paper
 SCORED = ("ok", "unparsed")
+# What `summarize` reads from a results table (tables written by earlier versions lack some newer columns).
+SUMMARY_COLUMNS = ("qid", "model", "mode", "size", "status", "parsed", "correct", "correct_lenient")
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
@@ -66,6 +70,8 @@ def _summarize_group(group: pd.DataFrame) -> pd.Series:
             "compliance": scored["parsed"].notna().mean() if n_scored else math.nan,
             "not_answerable": group["status"].str.startswith("not_answerable").mean(),
             "errors": (group["status"] == "error").mean(),
+            "truncated": (group["status"] == "truncated").mean(),
+            "reasoning_tokens": group["reasoning_tokens"].astype(float).mean() if "reasoning_tokens" in group else math.nan,
             "not_run": bool((group["status"] == "not_run").all()),
         }
     )

@@ -46,7 +46,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY, backend TEXT NOT NULL, model TEXT NOT NULL, text TEXT NOT NULL,
     input_tokens INTEGER, output_tokens INTEGER, images_sent INTEGER, latency REAL, created REAL,
-    kept TEXT, stop_reason TEXT
+    kept TEXT, stop_reason TEXT, reasoning TEXT, reasoning_tokens INTEGER
 );
 CREATE TABLE IF NOT EXISTS file_hashes (
     path TEXT PRIMARY KEY, inode INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
@@ -92,9 +92,10 @@ class ResponseCache:
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash in WAL mode
             self._locked(lambda: self._db.executescript(_SCHEMA))
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
-            for column in ("kept", "stop_reason"):  # a cache written by an earlier version
+            added = {"kept": "TEXT", "stop_reason": "TEXT", "reasoning": "TEXT", "reasoning_tokens": "INTEGER"}
+            for column, kind in added.items():  # a cache written by an earlier version
                 if column not in columns:
-                    self._locked(lambda column=column: self._db.execute(f"ALTER TABLE responses ADD COLUMN {column} TEXT"))
+                    self._locked(lambda column=column, kind=kind: self._db.execute(f"ALTER TABLE responses ADD COLUMN {column} {kind}"))
         except (OSError, sqlite3.Error) as exc:
             raise VhsError(f"cannot use {path} as the response cache: {exc}") from None
 
@@ -120,14 +121,16 @@ class ResponseCache:
     def get(self, key: str) -> tuple[Reply, float] | None:
         """The cached final reply and its original latency, or None (never cached, or an empty reply to ask again)."""
         rows = self._execute(
-            "SELECT text, input_tokens, output_tokens, images_sent, latency, kept, stop_reason FROM responses WHERE key = ?", (key,)
+            "SELECT text, input_tokens, output_tokens, images_sent, latency, kept, stop_reason, reasoning, reasoning_tokens"
+            " FROM responses WHERE key = ?", (key,)
         )
         if not rows:
             return None
-        text, input_tokens, output_tokens, images_sent, latency, kept, stop_reason = rows[0]
+        text, input_tokens, output_tokens, images_sent, latency, kept, stop_reason, reasoning, reasoning_tokens = rows[0]
         reply = Reply(
             text=text, input_tokens=input_tokens, output_tokens=output_tokens, images_sent=images_sent or 0,
-            kept=tuple(json.loads(kept)) if kept is not None else None, stop_reason=stop_reason,
+            kept=tuple(json.loads(kept)) if kept is not None else None, stop_reason=stop_reason, reasoning=reasoning,
+            reasoning_tokens=reasoning_tokens,
         )
         return (reply, latency) if reply.is_final else None
 
@@ -135,10 +138,10 @@ class ResponseCache:
         """Store one reply, committed at once."""
         kept = None if reply.kept is None else json.dumps(list(reply.kept))
         self._execute(
-            "INSERT OR REPLACE INTO responses (key, backend, model, text, input_tokens, output_tokens, images_sent, latency, created, kept, stop_reason)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO responses (key, backend, model, text, input_tokens, output_tokens, images_sent, latency, created, kept,"
+            " stop_reason, reasoning, reasoning_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key, identity["backend"], identity["model"], reply.text, reply.input_tokens, reply.output_tokens, reply.images_sent,
-             latency, time.time(), kept, reply.stop_reason),
+             latency, time.time(), kept, reply.stop_reason, reply.reasoning, reply.reasoning_tokens),
         )
 
     def count(self) -> int:

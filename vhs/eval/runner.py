@@ -27,7 +27,7 @@ from vhs.errors import VhsError
 from vhs.eval.cache import Claims, ResponseCache, cache_key
 from vhs.eval.parse import lenient_correct, parse_yes_no
 from vhs.eval.retry import RetryPolicy, Stopped, call_with_retries
-from vhs.metrics import DEPTH_BUCKETS
+from vhs.metrics import DEPTH_BUCKETS, SCORED
 from vhs.models.base import (
     AuthError,
     Backend,
@@ -42,11 +42,12 @@ from vhs.models.base import (
 )
 from vhs.models.registry import load_backend, public_spec
 
-STATUSES = ("ok", "unparsed", "not_answerable:context", "not_answerable:payload", "error", "not_run")
+STATUSES = ("ok", "unparsed", "truncated", "not_answerable:context", "not_answerable:payload", "error", "not_run")
 NO_KEY = "no API key"
 RESULT_COLUMNS = (
     "qid", "mode", "quantifier", "size", "num_needles", "position", "model", "answer", "raw", "parsed",
-    "correct", "correct_lenient", "status", "stop_reason", "latency", "input_tokens", "output_tokens", "images_sent", "cached",
+    "correct", "correct_lenient", "status", "stop_reason", "latency", "input_tokens", "output_tokens", "reasoning_tokens", "reasoning",
+    "images_sent", "cached",
     "kept_ids", "needle_recall", "needle_precision",
 )
 
@@ -159,8 +160,8 @@ def _row(question: dict, label: str, status: str, reply: Reply | None = None, la
     raw = reply.text if reply else None
     parsed = parse_yes_no(raw) if status == "ok" else None
     if status == "ok" and parsed is None:
-        status = "unparsed"
-    scored = status in ("ok", "unparsed")
+        status = "truncated" if reply is not None and reply.cut_by_cap else "unparsed"  # cut off before an answer: not scored
+    scored = status in SCORED
     return {
         "qid": question["qid"],
         "mode": question["mode"],
@@ -179,6 +180,8 @@ def _row(question: dict, label: str, status: str, reply: Reply | None = None, la
         "latency": latency,
         "input_tokens": reply.input_tokens if reply else None,
         "output_tokens": reply.output_tokens if reply else None,
+        "reasoning_tokens": reply.reasoning_tokens if reply else None,
+        "reasoning": reply.reasoning if reply else None,
         "images_sent": reply.images_sent if reply else 0,
         "cached": cached,
         **_retrieval(question, reply),
@@ -200,7 +203,7 @@ def _retrieval(question: dict, reply: Reply | None) -> dict:
 
 def _as_table(rows: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
-    for column in ("input_tokens", "output_tokens"):
+    for column in ("input_tokens", "output_tokens", "reasoning_tokens"):
         table[column] = table[column].astype("Int64")
     for column in ("latency", "needle_recall", "needle_precision"):
         table[column] = table[column].astype("float64")

@@ -3,6 +3,11 @@
 Spec: `anthropic:MODEL[@BASE_URL]`, e.g. `anthropic:claude-3-opus-20240229` (the paper's Claude 3
 Opus). The key comes from `ANTHROPIC_API_KEY` (base URL from `ANTHROPIC_BASE_URL`). Images come
 first, then the question, as the official benchmark code sends them.
+
+Extended thinking: `?thinking_budget=N` (at least 1,024 tokens) sends `thinking={"type": "enabled",
+"budget_tokens": N}`, leaves the temperature at the API's default as thinking requires, and sets the
+output cap to N plus room for the answer unless `max_tokens` (which must exceed N) is given. The
+thinking text is kept as the reply's reasoning.
 """
 
 from typing import ClassVar
@@ -18,6 +23,9 @@ MAX_IMAGES_PER_REQUEST = 100
 MAX_REQUEST_BYTES = 32 * 2**20
 USEFUL_MAX_SIDE = 1568
 _PIXELS_PER_TOKEN = 750  # the guide's estimate: tokens = width * height / 750
+# "Extended thinking" guide: budget_tokens is at least 1,024 and below max_tokens.
+MIN_THINKING_BUDGET = 1024
+ANSWER_ROOM = 1024  # ours: output tokens left for the answer after the thinking budget
 
 
 class AnthropicBackend(ApiBackend):
@@ -28,8 +36,24 @@ class AnthropicBackend(ApiBackend):
     max_side: ClassVar[int] = USEFUL_MAX_SIDE
     key_env = ("ANTHROPIC_API_KEY",)
 
-    def __init__(self, model_id: str = "claude-3-opus-20240229", **options: str) -> None:
-        super().__init__(model_id or "claude-3-opus-20240229", **options)
+    def __init__(self, model_id: str = "claude-3-opus-20240229", thinking_budget: str = "", **options: str) -> None:
+        budget = int(thinking_budget) if thinking_budget else 0
+        if budget and budget < MIN_THINKING_BUDGET:
+            raise BackendError(f"anthropic: thinking_budget must be at least {MIN_THINKING_BUDGET}, got {budget}")
+        if budget and options.get("temperature", "auto") not in ("auto", "", "1"):
+            raise BackendError("anthropic: extended thinking takes the default temperature only; drop ?temperature")
+        super().__init__(model_id or "claude-3-opus-20240229", **({"thinking_budget": budget} if budget else {}), **options)
+        if budget and self.params["max_tokens"] <= budget:
+            raise BackendError(f"anthropic: max_tokens ({self.params['max_tokens']}) must exceed thinking_budget ({budget})")
+
+    def reasons_by_default(self, model_id: str, params: dict) -> bool:
+        """Claude thinks only when given a thinking budget."""
+        return bool(params.get("thinking_budget"))
+
+    def default_max_tokens(self, reasoning: bool, params: dict) -> int:
+        """The thinking budget plus room for the answer, when thinking."""
+        budget = params.get("thinking_budget")
+        return budget + ANSWER_ROOM if budget else super().default_max_tokens(reasoning, params)
 
     def connect(self, api_key: str, base_url: str | None) -> anthropic.Anthropic:
         """A client for the spec's or the environment's endpoint."""
@@ -44,18 +68,23 @@ class AnthropicBackend(ApiBackend):
         content = [
             {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": image.b64}} for image in images
         ] + [{"type": "text", "text": prompt}]
-        temperature = self.params["temperature"]
+        temperature, budget = self.params["temperature"], self.params.get("thinking_budget")
         response = self.client.messages.create(
             model=self.model_id,
             max_tokens=self.params["max_tokens"],
             messages=[{"role": "user", "content": content}],
+            **({"thinking": {"type": "enabled", "budget_tokens": budget}} if budget else {}),
             # SDK 2.x dropped the argument; the Messages API takes it for the models the paper used
             extra_body={"temperature": temperature} if temperature is not None else None,
         )
-        text = "".join(block.text for block in response.content if getattr(block, "type", "") == "text")
+        blocks = {kind: [b for b in response.content if getattr(b, "type", "") == kind] for kind in ("text", "thinking")}
         return Reply(
-            text=text, input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens, images_sent=len(images),
+            text="".join(block.text for block in blocks["text"]),
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,  # thinking included: the API does not report it apart
+            images_sent=len(images),
             stop_reason=response.stop_reason,
+            reasoning="\n".join(block.thinking for block in blocks["thinking"]) or None,
         )
 
     def classify(self, exc: Exception) -> BackendError | None:

@@ -34,6 +34,8 @@ from vhs.models.base import (
 from vhs.paths import data_root
 
 JPEG_QUALITY = 90  # visually lossless for photos and flat synthetic scenes; ~3x smaller than PNG for COCO
+ANSWER_MAX_TOKENS = 16  # a yes or no, with room for "The answer is"
+REASONING_MAX_TOKENS = 8192  # ours: a reasoning model's thinking counts against its output cap; 16 tokens leave it no answer
 _OVER_CONTEXT = re.compile(r"context (length|window)|maximum context|too many tokens|prompt is too long|token.{0,20}exceed", re.I)
 _OVER_PAYLOAD = re.compile(r"too many images|image.{0,40}(limit|maximum|exceed)|too large|payload|request size", re.I)
 
@@ -168,19 +170,39 @@ class ApiBackend(Backend):
     key_env: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
-        self, model_id: str, api_key: str = "", base_url: str = "", temperature: str = "0", max_tokens: str = "16", timeout: str = "120", **params: Any
+        self, model_id: str, api_key: str = "", base_url: str = "", temperature: str = "auto", max_tokens: str = "", timeout: str = "120",
+        reasoning: str = "auto", **params: Any
     ) -> None:
-        """`temperature` 0 is greedy decoding, as the paper; an empty value leaves it to the provider.
+        """`reasoning` (auto: from the provider's table of model ids; on; off) says whether the model thinks
+        before answering. It sets the defaults: a reasoning model gets `REASONING_MAX_TOKENS` of output and
+        the provider's temperature, any other `ANSWER_MAX_TOKENS` and temperature 0 (greedy, as the paper).
+        `temperature` empty leaves it to the provider.
 
         The endpoint in the cache key is the one the SDK resolved (the spec's `@URL`, else its environment
         variable, else the provider's), so a local server's answers are never served as the provider's.
         """
+        if reasoning not in ("auto", "on", "off"):
+            raise BackendError(f"reasoning must be auto, on or off, got {reasoning!r}")
+        thinks = self.reasons_by_default(model_id, params) if reasoning == "auto" else reasoning == "on"
+        if temperature == "auto":
+            chosen = None if thinks else 0.0
+        else:
+            chosen = float(temperature) if temperature else None
         self.timeout = float(timeout)
         self.client = self.connect(api_key, base_url or None)
         super().__init__(
-            model_id, base_url=self.endpoint().rstrip("/"), temperature=float(temperature) if temperature else None, max_tokens=int(max_tokens), **params
+            model_id, base_url=self.endpoint().rstrip("/"), temperature=chosen,
+            max_tokens=int(max_tokens) if max_tokens else self.default_max_tokens(thinks, params), reasoning=thinks, **params,
         )
         self.encoder = JpegEncoder(self.max_side)
+
+    def reasons_by_default(self, model_id: str, params: dict[str, Any]) -> bool:
+        """Whether `model_id` is a reasoning model when the spec does not say (the provider's table)."""
+        return False
+
+    def default_max_tokens(self, reasoning: bool, params: dict[str, Any]) -> int:
+        """The output cap when the spec gives none: room to think for a reasoning model, a word for any other."""
+        return REASONING_MAX_TOKENS if reasoning else ANSWER_MAX_TOKENS
 
     def connect(self, api_key: str, base_url: str | None) -> Any:
         """The provider's SDK client, with its own retries off (the harness's policy is the only one)."""

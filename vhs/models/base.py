@@ -43,11 +43,18 @@ class Reply:
     images_sent: int = 0
     kept: tuple[int, ...] | None = None  # haystack positions a retrieving backend kept (None: it keeps all)
     stop_reason: str | None = None  # why generation ended, as the provider says: "stop", "length", "refusal" ...
+    reasoning: str | None = None  # the thinking text or summary a reasoning model returned, when it does
+    reasoning_tokens: int | None = None  # output tokens spent reasoning, when the provider reports them
 
     @property
     def is_final(self) -> bool:
         """Whether the reply holds an answer worth replaying: an empty one (a refusal, a cap hit first) is asked again."""
         return bool(self.text.strip())
+
+    @property
+    def cut_by_cap(self) -> bool:
+        """Whether generation stopped at the output cap (OpenAI and HF say "length", Anthropic and Gemini "max_tokens")."""
+        return self.stop_reason in ("length", "max_tokens")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,11 @@
 Spec: `gemini:MODEL[@BASE_URL]`, e.g. `gemini:gemini-1.5-pro` (the paper's model). The key comes
 from `GEMINI_API_KEY` or `GOOGLE_API_KEY`. Images go as inline JPEG parts, first, then the
 question, as the official benchmark code sends them.
+
+Gemini 2.5 and later think before answering (`REASONING_MODEL_PREFIXES`, or `?reasoning=on|off`),
+and their thinking counts against the output cap, so they get `REASONING_MAX_TOKENS`.
+`?thinking_budget=N` sets the budget (`ThinkingConfig`; 0 turns thinking off where the model allows),
+`?include_thoughts=1` asks for the thought summaries, kept as the reply's reasoning.
 """
 
 from typing import ClassVar
@@ -21,6 +26,8 @@ MAX_REQUEST_BYTES = 20 * 2**20
 # sides are at most 384 px).
 USEFUL_MAX_SIDE = 3072
 _TILE, _TILE_TOKENS, _SMALL = 768, 258, 384
+# Gemini "Thinking" guide: the 2.5 models and later think by default.
+REASONING_MODEL_PREFIXES = ("gemini-2.5", "gemini-3")
 
 
 class GeminiBackend(ApiBackend):
@@ -31,8 +38,17 @@ class GeminiBackend(ApiBackend):
     max_side: ClassVar[int] = USEFUL_MAX_SIDE
     key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
-    def __init__(self, model_id: str = "gemini-1.5-pro", **options: str) -> None:
-        super().__init__(model_id or "gemini-1.5-pro", **options)
+    def __init__(self, model_id: str = "gemini-1.5-pro", thinking_budget: str = "", include_thoughts: str = "", **options: str) -> None:
+        thinking = {"thinking_budget": int(thinking_budget)} if thinking_budget else {}
+        if include_thoughts:
+            thinking["include_thoughts"] = include_thoughts.lower() in ("1", "true", "yes")
+        super().__init__(model_id or "gemini-1.5-pro", **thinking, **options)
+
+    def reasons_by_default(self, model_id: str, params: dict) -> bool:
+        """Gemini 2.5 and later, by model id, unless given no thinking budget; any model given one."""
+        if "thinking_budget" in params:
+            return params["thinking_budget"] != 0
+        return model_id.startswith(REASONING_MODEL_PREFIXES)
 
     def connect(self, api_key: str, base_url: str | None) -> genai.Client:
         """A client for the spec's endpoint, else `GOOGLE_GEMINI_BASE_URL`'s, else Google's."""
@@ -52,10 +68,15 @@ class GeminiBackend(ApiBackend):
     def send(self, prompt: str, images: list[EncodedImage]) -> Reply:
         """One generate_content call: the images in haystack order, then the prompt."""
         parts = [types.Part.from_bytes(data=image.data, mime_type="image/jpeg") for image in images]
+        thinking = {k: self.params[k] for k in ("thinking_budget", "include_thoughts") if k in self.params}
         response = self.client.models.generate_content(
             model=self.model_id,
             contents=[*parts, prompt],
-            config=types.GenerateContentConfig(temperature=self.params["temperature"], max_output_tokens=self.params["max_tokens"]),
+            config=types.GenerateContentConfig(
+                temperature=self.params["temperature"],
+                max_output_tokens=self.params["max_tokens"],
+                thinking_config=types.ThinkingConfig(**thinking) if thinking else None,
+            ),
         )
         usage = response.usage_metadata
         candidate = response.candidates[0] if response.candidates else None
@@ -64,12 +85,15 @@ class GeminiBackend(ApiBackend):
             stop_reason = f"blocked: {getattr(blocked, 'value', blocked)}" if blocked else None
         else:
             stop_reason = getattr(candidate.finish_reason, "value", candidate.finish_reason)
+        said = [p for p in (candidate.content.parts or []) if p.text] if candidate and candidate.content else []
         return Reply(
-            text=(response.text or "") if candidate else "",
+            text="".join(p.text for p in said if not p.thought),
             input_tokens=usage.prompt_token_count if usage else None,
             output_tokens=usage.candidates_token_count if usage else None,
             images_sent=len(images),
             stop_reason=stop_reason.lower() if isinstance(stop_reason, str) else None,
+            reasoning="".join(p.text for p in said if p.thought) or None,
+            reasoning_tokens=usage.thoughts_token_count if usage else None,
         )
 
     def classify(self, exc: Exception) -> BackendError | None:

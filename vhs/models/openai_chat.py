@@ -4,6 +4,11 @@ Spec: `openai:MODEL[@BASE_URL][?order=images-first&detail=high&...]`, e.g. `open
 `openai:Qwen/Qwen2-VL-7B-Instruct@http://127.0.0.1:8000/v1`. The key comes from `OPENAI_API_KEY`
 (and the base URL from `OPENAI_BASE_URL`) unless the spec gives them; a server at a custom base
 URL needs no key. Images go as base64 JPEG data URLs; the paper sends GPT-4o the text first.
+
+Reasoning models (GPT-5, the o-series; `REASONING_MODEL_PREFIXES`, or `?reasoning=on|off`) reject
+`max_tokens` and any temperature but the default: they get `max_completion_tokens` and no
+temperature, and `?reasoning_effort=minimal|low|medium|high` is passed on. The reasoning tokens they
+report are kept; the chat API returns no reasoning text.
 """
 
 import os
@@ -20,6 +25,8 @@ MAX_IMAGE_BYTES_PER_REQUEST = 50 * 2**20
 # High detail scales an image to fit 2048x2048, then its short side to 768: larger pixels are never seen.
 USEFUL_MAX_SIDE = 2048
 _TILE, _TILE_TOKENS, _BASE_TOKENS = 512, 170, 85
+# OpenAI "Reasoning models" guide: these families take `max_completion_tokens` and the default temperature only.
+REASONING_MODEL_PREFIXES = ("gpt-5", "o1", "o3", "o4")
 
 
 class OpenAIBackend(ApiBackend):
@@ -30,10 +37,25 @@ class OpenAIBackend(ApiBackend):
     max_side: ClassVar[int] = USEFUL_MAX_SIDE
     key_env = ("OPENAI_API_KEY",)
 
-    def __init__(self, model_id: str = "gpt-4o", order: str = "text-first", detail: str = "auto", **options: str) -> None:
+    def __init__(self, model_id: str = "gpt-4o", order: str = "text-first", detail: str = "auto", reasoning_effort: str = "", **options: str) -> None:
         if order not in ("text-first", "images-first"):
             raise BackendError(f"openai: order must be text-first or images-first, got {order!r}")
-        super().__init__(model_id or "gpt-4o", order=order, detail=detail, **options)
+        effort = {"reasoning_effort": reasoning_effort} if reasoning_effort else {}
+        super().__init__(model_id or "gpt-4o", order=order, detail=detail, **effort, **options)
+
+    def reasons_by_default(self, model_id: str, params: dict) -> bool:
+        """GPT-5 and the o-series, by model id; any model asked for a reasoning effort."""
+        return model_id.startswith(REASONING_MODEL_PREFIXES) or "reasoning_effort" in params
+
+    def generation(self) -> dict:
+        """The request's generation arguments: the output cap under the name the model takes, temperature, effort."""
+        cap = "max_completion_tokens" if self.params["reasoning"] else "max_tokens"
+        arguments: dict = {cap: self.params["max_tokens"]}
+        if self.params["temperature"] is not None:
+            arguments["temperature"] = self.params["temperature"]
+        if "reasoning_effort" in self.params:
+            arguments["reasoning_effort"] = self.params["reasoning_effort"]
+        return arguments
 
     def connect(self, api_key: str, base_url: str | None) -> openai.OpenAI:
         """A client for the spec's or the environment's endpoint; a custom endpoint needs no key."""
@@ -59,22 +81,20 @@ class OpenAIBackend(ApiBackend):
             for image in images
         ]
         content = text + pictures if self.params["order"] == "text-first" else pictures + text
-        response = self.client.chat.completions.create(
-            model=self.model_id,
-            messages=[{"role": "user", "content": content}],
-            max_tokens=self.params["max_tokens"],
-            **({"temperature": self.params["temperature"]} if self.params["temperature"] is not None else {}),
-        )
+        response = self.client.chat.completions.create(model=self.model_id, messages=[{"role": "user", "content": content}], **self.generation())
         if not response.choices:
-            raise BackendError("openai: the response holds no choices")
+            raise BackendError(f"{self.name}: the response holds no choices")
         choice, usage = response.choices[0], response.usage
         refused = getattr(choice.message, "refusal", None)
+        details = getattr(usage, "completion_tokens_details", None)
         return Reply(
             text=choice.message.content or "",
             input_tokens=usage.prompt_tokens if usage else None,
             output_tokens=usage.completion_tokens if usage else None,
             images_sent=len(images),
             stop_reason="refusal" if refused else choice.finish_reason,
+            reasoning=(choice.message.model_extra or {}).get("reasoning"),  # OpenRouter and some local servers return it
+            reasoning_tokens=getattr(details, "reasoning_tokens", None),
         )
 
     def classify(self, exc: Exception) -> BackendError | None:

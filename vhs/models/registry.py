@@ -22,6 +22,7 @@ BACKENDS: dict[str, str] = {
     "openai": "vhs.models.openai_chat:OpenAIBackend",
     "anthropic": "vhs.models.anthropic_messages:AnthropicBackend",
     "gemini": "vhs.models.gemini:GeminiBackend",
+    "openrouter": "vhs.models.openrouter:OpenRouterBackend",
     "hf": "vhs.models.hf:HFBackend",
     "caption": "vhs.models.caption:CaptionBackend",
     "synth-llava": "vhs.models.synth_llava:SynthLlavaBackend",

@@ -10,6 +10,20 @@ from vhs.synth.scenes import write_synth_dataset
 
 SMALL_IMAGES = 400
 SMALL_SEED = 7
+# Every provider setting a developer's shell may hold: tests never use a real key or endpoint.
+PROVIDER_ENV = (
+    "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+    "GOOGLE_GEMINI_BASE_URL", "OPENROUTER_API_KEY",
+)
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A scratch directory as $VHS_DATA's parent, with no provider key or endpoint set."""
+    for name in PROVIDER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VHS_DATA", str(tmp_path / "vhs-data"))
+    return tmp_path
 
 
 @pytest.fixture(scope="session")

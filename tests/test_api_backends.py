@@ -25,7 +25,6 @@ from vhs.models.registry import load_backend
 
 SECRET = "sk-test-never-store-me-42"
 KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY"}
-ALL_KEY_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY")
 PROVIDERS = ("openai", "anthropic", "gemini")
 
 
@@ -54,14 +53,6 @@ def sent_text(provider: str, body: dict) -> tuple[str, int, int]:
         if text:
             return text, index, len(parts)
     raise AssertionError("no text part")
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ALL_KEY_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("VHS_DATA", str(tmp_path / "vhs-data"))
-    return tmp_path
 
 
 @pytest.fixture

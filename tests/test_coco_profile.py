@@ -15,11 +15,11 @@ pytest.importorskip("transformers")
 pytest.importorskip("papermill")
 
 from tests.coco_fixtures import write_coco_dataset  # noqa: E402
+from tests.conftest import PROVIDER_ENV  # noqa: E402
 from vhs.models.hf_random import TINY, Sizes, write_llava, write_text_lm  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.py"))
-API_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def coco_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     llava = write_llava(work / "llava", Sizes(**{**TINY.__dict__, "context": 2048}))
     lm = write_text_lm(work / "lm", Sizes(**{**TINY.__dict__, "context": 4096}))
     models = f"hf:{llava}?max_new_tokens=2,caption:{llava}?llm=hf:{lm}&caption_tokens=4,mirage,openai:gpt-4o"
-    env = {k: v for k, v in os.environ.items() if k not in API_KEYS} | {"VHS_DATA": str(work / "data"), "MPLBACKEND": "Agg"}
+    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV} | {"VHS_DATA": str(work / "data"), "MPLBACKEND": "Agg"}
     (work / "in").mkdir()
     (work / "out").mkdir()
     for source in NOTEBOOKS:

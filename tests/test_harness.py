@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import PROVIDER_ENV
 from tests.fake_api_server import FakeAPIServer, Scripted, fake_api
 from tests.fake_backends import CountingBackend
 from vhs.cli import main
@@ -35,16 +36,7 @@ from vhs.models.registry import load_backend, public_spec, redact
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.002)
-KEYS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY")
 SECRET = "sk-test-never-anywhere-7781"
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in KEYS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("VHS_DATA", str(tmp_path / "vhs-data"))
-    return tmp_path
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +184,7 @@ def test_a_bad_spec_stops_vhs_eval_before_any_call(question_file: Path, small_sy
 
 
 def _start_paid_run(server: FakeAPIServer, question_file: Path, small_synth: Path, tmp_path: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in KEYS} | {"VHS_DATA": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV} | {"VHS_DATA": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
     argv = [sys.executable, "-m", "vhs.cli", *eval_argv(openai_spec(server), question_file, tmp_path / "r.parquet", tmp_path / "c.sqlite", small_synth, "--concurrency", "2")]
     # as at a terminal: a shell without job control starts background jobs with SIGINT ignored, which Python keeps
     return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -399,7 +391,7 @@ def test_a_key_in_a_spec_reaches_no_artefact(small_synth: Path, env: Path) -> No
     work = env / "work"
     (work / "data").mkdir(parents=True)
     shutil.copytree(small_synth, work / "data" / "synth" / "eval")
-    process_env = {k: v for k, v in os.environ.items() if k not in KEYS} | {"VHS_DATA": str(work / "data"), "MPLBACKEND": "Agg"}
+    process_env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV} | {"VHS_DATA": str(work / "data"), "MPLBACKEND": "Agg"}
     notebook = work / "book" / "chapter.ipynb"
     notebook.parent.mkdir()
     (work / "book" / "_config.yml").write_text('title: t\nexecute:\n  execute_notebooks: "off"\n')

@@ -2,9 +2,9 @@
 
 Scoring follows `shared/spec/README.md` §3: over-limit haystacks and models not run are not
 scored; a failed call (status `error`) is not a "no" and is not scored either, but its share is
-reported beside the accuracy; an unparsed reply is scored as wrong; a reply cut by the output cap before
-any answer (`truncated`) is not scored, and its share is reported (ours: the cap is the harness's, not the
-model's, choice). Intervals are Wilson 95%; when
+reported beside the accuracy; an unparsed reply is scored as wrong; a reply the output cap cut before it
+said anything (`truncated`: a reasoning model's thinking spent the cap) is not scored, and its share is
+reported (ours: the cap is the harness's choice, not the model's answer). Intervals are Wilson 95%; when
 a group holds the same question more than once (the position study asks each question at several
 positions), the interval is a cluster-robust normal interval with questions as clusters instead.
 """

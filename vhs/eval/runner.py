@@ -160,7 +160,9 @@ def _row(question: dict, label: str, status: str, reply: Reply | None = None, la
     raw = reply.text if reply else None
     parsed = parse_yes_no(raw) if status == "ok" else None
     if status == "ok" and parsed is None:
-        status = "truncated" if reply is not None and reply.cut_by_cap else "unparsed"  # cut off before an answer: not scored
+        # the cap spent before a word was said (a reasoning model's thinking): not the model's answer, not scored;
+        # a reply that talked past the cap without a yes or no stays unparsed, wrong, as the paper's strict rule
+        status = "truncated" if reply is not None and reply.cut_by_cap and not reply.is_final else "unparsed"
     scored = status in SCORED
     return {
         "qid": question["qid"],

@@ -110,27 +110,27 @@ def test_a_rewritten_image_with_the_same_size_and_mtime_is_hashed_again(tmp_path
     cache = ResponseCache(tmp_path / "c.sqlite")
     image = tmp_path / "img.png"
     image.write_bytes(b"A" * 100)
-    first, _ = cache.image_hash(image)
+    first, _ = cache.image_hashes([image])[0]
     stat = image.stat()
     image.write_bytes(b"B" * 100)
     os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert image.stat().st_size == stat.st_size and image.stat().st_mtime_ns == stat.st_mtime_ns
-    second, _ = cache.image_hash(image)
-    assert first != second and second == cache.image_hash(image)[0]
+    second, _ = cache.image_hashes([image])[0]
+    assert first != second and second == cache.image_hashes([image])[0][0]
 
 
 def test_a_remembered_hash_is_reused_once_the_file_is_old_enough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = ResponseCache(tmp_path / "c.sqlite")
     image = tmp_path / "img.png"
     image.write_bytes(b"A" * 100)
-    digest, _ = cache.image_hash(image)
+    digest, _ = cache.image_hashes([image])[0]
     time.sleep(0.1)
-    cache.image_hash(image)  # hashed again: it had changed within 50 ms of the first hash
+    cache.image_hashes([image])[0]  # hashed again: it had changed within 50 ms of the first hash
     cache._execute("UPDATE file_hashes SET sha256 = 'remembered'")
-    assert cache.image_hash(image)[0] == "remembered"  # hashed long enough after its change: not read again
+    assert cache.image_hashes([image])[0][0] == "remembered"  # hashed long enough after its change: not read again
     for window in ("RACY_SECONDS", "COARSE_RACY_SECONDS"):
         monkeypatch.setattr(f"vhs.eval.cache.{window}", 3600.0)
-    assert cache.image_hash(image)[0] == digest  # changed within the racy window: read again
+    assert cache.image_hashes([image])[0][0] == digest  # changed within the racy window: read again
 
 
 def test_an_empty_reply_is_recorded_with_its_stop_reason_and_asked_again(questions: list[dict], small_synth: Path, env: Path) -> None:

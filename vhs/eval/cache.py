@@ -212,10 +212,6 @@ class ResponseCache:
                 self._locked(lambda: self._db.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?, ?, ?)", fresh))
         return hashes
 
-    def image_hash(self, path: Path) -> tuple[str, int]:
-        """(sha256, size in bytes) of one image file (see `image_hashes`)."""
-        return self.image_hashes([path])[0]
-
     def close(self) -> None:
         """Close the connection."""
         with self._lock:

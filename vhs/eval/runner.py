@@ -190,6 +190,11 @@ def _row(question: dict, label: str, status: str, reply: Reply | None = None, la
     }
 
 
+def _unanswered(question: dict, label: str, status: str, why: str) -> dict:
+    """The row of a question that got no reply (`error`, `not_run`), with the reason in `raw`."""
+    return {**_row(question, label, status), "raw": why}
+
+
 def _retrieval(question: dict, reply: Reply | None) -> dict:
     """The kept image ids and the needles' recall and precision among them, for a retrieving backend."""
     if reply is None or reply.kept is None:
@@ -214,7 +219,7 @@ def _as_table(rows: list[dict]) -> pd.DataFrame:
 
 def not_run_table(questions: Iterable[dict], label: str, reason: str) -> pd.DataFrame:
     """Every question marked `not_run` (no key, no weights), the reason in `raw`: the model appears, nothing is dropped."""
-    return _as_table([{**_row(q, label, "not_run"), "raw": reason} for q in questions])
+    return _as_table([_unanswered(q, label, "not_run", reason) for q in questions])
 
 
 @dataclass(frozen=True)
@@ -262,6 +267,7 @@ class CircuitBreaker:
 
     def __init__(self, limit: int, halt: _Halt) -> None:
         self.limit, self.halt = limit, halt
+        self.tripped = False
         self._streak = 0
         self._lock = threading.Lock()
 
@@ -271,6 +277,7 @@ class CircuitBreaker:
             unreachable = isinstance(error, TransientError) and error.unreachable
             self._streak = self._streak + 1 if unreachable else 0
             if self._streak >= self.limit:
+                self.tripped = True
                 self.halt.set(f"not sent: the endpoint did not answer {self.limit} attempts in a row ({error})")
 
 
@@ -300,7 +307,7 @@ def run_backend(backend: Backend, questions: Iterable[dict], cache: ResponseCach
         try:
             status = over_limit(backend, request)
         except BackendError as exc:  # a corrupt image, found while measuring the request
-            rows[index] = {**_row(question, label, "error"), "raw": str(exc)}
+            rows[index] = _unanswered(question, label, "error", str(exc))
             continue
         if status:
             rows[index] = _row(question, label, status)
@@ -314,7 +321,7 @@ def run_backend(backend: Backend, questions: Iterable[dict], cache: ResponseCach
 
     if options.max_requests is not None and len(pending) > options.max_requests:
         for item in pending[options.max_requests :]:
-            rows[item.index] = {**_row(item.request.question, label, "not_run"), "raw": f"not sent: --max-requests {options.max_requests}"}
+            rows[item.index] = _unanswered(item.request.question, label, "not_run", f"not sent: --max-requests {options.max_requests}")
         pending = pending[: options.max_requests]
     if backend.paid and pending:
         images_to_send = sum(len(item.request.images) for item in pending)
@@ -357,11 +364,11 @@ class _Dispatch:
             deferred = self._pool([pending[k : k + batch] for k in range(0, len(pending), batch)], workers, False, bar)
             if deferred and not self.halt:
                 self._pool([[item] for item in deferred], workers, True, bar)
-        if self.halt.reason.startswith("not sent: the endpoint"):
+        if self.breaker.tripped:
             tqdm.write(f"{self.label}: stopped, {self.halt.reason.removeprefix('not sent: ')}", file=sys.stderr)
         for item in pending:
             if self.rows[item.index] is None:
-                self.rows[item.index] = {**_row(item.request.question, self.label, "not_run"), "raw": self.halt.reason or "not sent"}
+                self.rows[item.index] = _unanswered(item.request.question, self.label, "not_run", self.halt.reason or "not sent")
 
     def _pool(self, units: list[list[_Pending]], workers: int, wait: bool, bar: tqdm) -> list[_Pending]:
         """Run the units in `workers` threads; return the items another process holds (when not `wait`ing)."""
@@ -447,9 +454,9 @@ class _Dispatch:
             self.halt.set(NO_KEY)
             raise
         except BackendError as exc:  # a TransientError after the last attempt, or a refusal to answer
-            done += [(i.index, {**_row(i.request.question, label, "error"), "raw": str(exc)}) for i in mine]
+            done += [(i.index, _unanswered(i.request.question, label, "error", str(exc))) for i in mine]
         except Exception as exc:  # noqa: BLE001 -- a malformed reply, a bug in a backend: this question fails, the run goes on
-            done += [(i.index, {**_row(i.request.question, label, "error"), "raw": one_line(exc)}) for i in mine]
+            done += [(i.index, _unanswered(i.request.question, label, "error", one_line(exc))) for i in mine]
         finally:
             for item in mine:
                 self.claims.release(item.key)

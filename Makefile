@@ -17,10 +17,10 @@ EXECUTED := $(patsubst notebooks/%.py,book/notebooks/%.ipynb,$(NOTEBOOKS))
 SOURCES := $(shell find vhs -name '*.py')
 RUN_CONFIG := build/run-config
 RUNS := runs
-SYNTH_MODELS := synth-clip synth-captioner synth-caption synth-llava mirage mirage-query
-CHECKPOINTS := $(foreach m,$(SYNTH_MODELS),$(RUNS)/$(m)/config.json)
-# The synth book reads the models trained here; the coco profile loads downloaded weights instead.
-MODEL_DEPS := $(if $(filter synth,$(PROFILE)),$(CHECKPOINTS))
+# The synth book reads the models trained here (vhs/zoo.py), through the digest file `vhs train --all` rewrites
+# only when a checkpoint changed; the coco profile loads downloaded weights instead.
+MANIFEST := $(RUNS)/models.json
+MODEL_DEPS := $(if $(filter synth,$(PROFILE)),$(MANIFEST))
 
 .PHONY: setup test reproduce book publish clean models FORCE
 .SECONDARY:
@@ -35,7 +35,11 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
+# Style and layering first (seconds), then the tests.
 test: setup
+	$(BIN)/ruff check vhs tests benchmarks notebooks
+	$(BIN)/ruff format --check --quiet vhs tests benchmarks notebooks
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 # Rewritten only when the profile or the parameters change, so unchanged notebooks are not re-run.
@@ -56,17 +60,12 @@ book/notebooks/%.ipynb: build/notebooks/%.ipynb $(SOURCES) $(RUN_CONFIG) $(MODEL
 # The last chapter tabulates what every other chapter ran (their ledgers in build/ledger), so it runs last.
 book/notebooks/09_reproducing.ipynb: $(filter-out book/notebooks/09_reproducing.ipynb,$(EXECUTED))
 
-# The synth profile's models: each trained once (minutes on a CPU), then reused; a model is retrained
-# only when its checkpoint is missing or the model it builds on was retrained.
-$(RUNS)/synth-clip/config.json: | setup
-	$(BIN)/vhs train synth-clip --out $(RUNS)/synth-clip $(TRAINFLAGS)
-$(RUNS)/synth-captioner/config.json: $(RUNS)/synth-clip/config.json
-$(RUNS)/synth-caption/config.json: $(RUNS)/synth-captioner/config.json
-$(RUNS)/synth-llava/config.json $(RUNS)/mirage/config.json $(RUNS)/mirage-query/config.json: $(RUNS)/synth-caption/config.json
-$(filter-out $(RUNS)/synth-clip/config.json,$(CHECKPOINTS)):
-	$(BIN)/vhs train $(notdir $(@D)) --out $(@D) $(TRAINFLAGS)
+# The synth profile's models (vhs/zoo.py): each trained once (minutes on a CPU), then reused; `vhs train --all`
+# retrains a model only when its checkpoint is missing or the model it builds on was retrained.
+$(MANIFEST): FORCE | setup
+	$(BIN)/vhs train --all --runs $(RUNS) $(TRAINFLAGS)
 
-models: $(CHECKPOINTS)
+models: $(MANIFEST)
 
 reproduce: setup $(EXECUTED)
 	$(MAKE) book

@@ -14,13 +14,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fake_api_server import fake_api  # noqa: E402
-from vhs.data.profiles import load_profile_catalog  # noqa: E402
-from vhs.data.questions import build_questions  # noqa: E402
-from vhs.eval.cache import ResponseCache  # noqa: E402
-from vhs.eval.runner import HaystackImages, RunOptions, run_backend  # noqa: E402
-from vhs.models.registry import load_backend  # noqa: E402
-from vhs.synth.scenes import write_synth_dataset  # noqa: E402
+from tests.fake_api_server import fake_api
+from vhs.cache import ResponseCache
+from vhs.data.profiles import load_profile_catalog
+from vhs.data.questions import build_questions
+from vhs.eval.runner import HaystackImages, RunOptions, run_backend
+from vhs.models.registry import load_backend
+from vhs.synth.scenes import write_synth_dataset
 
 MODELS = {"openai": "gpt-4o", "anthropic": "claude-3-opus-20240229", "gemini": "gemini-1.5-pro"}
 
@@ -45,8 +45,10 @@ def main() -> None:
                 sent = server.captured[before:]
                 body = sum(int(c.headers["content-length"]) for c in sent)
                 tokens = backend.prompt_tokens(HaystackImages(cache, data).request(question))
-                print(f"{f'{side}px':>8} {provider:>10} {len(sent):>9} {body / 2**20:>9.2f} {tokens:>12,} {table['status'].iloc[0]:>9}")
-
+                print(
+                    f"{f'{side}px':>8} {provider:>10} {len(sent):>9} {body / 2**20:>9.2f} {tokens:>12,}"
+                    f" {table['status'].iloc[0]:>9}"
+                )
 
 
 if __name__ == "__main__":

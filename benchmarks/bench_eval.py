@@ -1,6 +1,6 @@
 """Throughput of the runner with a fake backend that takes 50 ms per call, and of a cached re-run.
 
-    .venv/bin/python benchmarks/bench_eval.py [--questions 200] [--size 10]
+.venv/bin/python benchmarks/bench_eval.py [--questions 200] [--size 10]
 """
 
 import argparse
@@ -8,11 +8,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from vhs.cache import ResponseCache
 from vhs.data.profiles import load_profile_catalog
 from vhs.data.questions import build_question_set
-from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import RunOptions, run_backend
-from vhs.models.base import Backend, Reply, Request
+from vhs.models.base import Backend
+from vhs.protocol import Reply, Request
 from vhs.synth.scenes import write_synth_dataset
 
 
@@ -58,7 +59,10 @@ def main() -> None:
             print(f"{f'concurrency {concurrency}':>24} {cold[concurrency]:>8.2f} {args.questions / cold[concurrency]:>12.1f}")
         cached = timed(SlowBackend(args.latency), questions, ResponseCache(Path(tmp) / "cache-1.sqlite"), 1, data)
         print(f"{'cached re-run':>24} {cached:>8.2f} {args.questions / cached:>12.1f}")
-        print(f"cached re-run is {cold[1] / cached:.0f}x faster than the cold run at concurrency 1, {cold[32] / cached:.1f}x than at 32")
+        print(
+            f"cached re-run is {cold[1] / cached:.0f}x faster than the cold run at concurrency 1,"
+            f" {cold[32] / cached:.1f}x than at 32"
+        )
 
 
 if __name__ == "__main__":

@@ -18,12 +18,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vhs.models.base import ImageRef, Request
 from vhs.models.hf import HFBackend
 from vhs.models.hf_random import LLAVA_15_7B, TINY, write_llava
+from vhs.protocol import ImageRef, Request
 
 CONFIGS = {"tiny": TINY, "llava-1.5-7b": LLAVA_15_7B}
-PROMPT = "You are given a set of images. Please answer the following question in Yes or No: For the image with a dog, is there a cat?"
+PROMPT = (
+    "You are given a set of images. Please answer the following question in Yes or No: For the image with a dog, is there a cat?"
+)
 
 
 def peak_memory_gib(device: str) -> float:
@@ -58,7 +60,7 @@ def main() -> None:
         print(f"model {args.config or model} on {backend.device} ({backend.params['dtype']})")
         print(f"{'images':>6} {'tokens':>7} {'s/question':>11} {'peak GiB':>9}")
         for size in (1, 2, 3):
-            request = Request(PROMPT, {}, tuple(images[:size]))
+            request = Request(PROMPT, tuple(images[:size]))
             backend.generate(request)  # warm-up
             if backend.device.startswith("cuda"):
                 torch.cuda.synchronize()

@@ -14,9 +14,9 @@ import time
 
 import torch
 
+from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
-from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import HaystackImages
 from vhs.models.mirage import MirageBackend
 
@@ -42,7 +42,7 @@ def main() -> None:
         print(f"cold: {backend.store.computed} images into the store in {time.perf_counter() - start:.1f} s")
         print(f"{'N':>6} {'s/question':>11} {'LM tokens':>10} {'kept':>5}")
         for size in sizes:
-            batch = [r for r in requests if r.question["size"] == size]
+            batch = [r for r, q in zip(requests, questions, strict=True) if q["size"] == size]
             start = time.perf_counter()
             replies = [backend.generate(r) for r in batch]
             seconds = (time.perf_counter() - start) / len(batch)

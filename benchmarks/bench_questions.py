@@ -38,8 +38,15 @@ def coco_scale_annotations(path: Path, images: int, objects_per_image: float, se
     doc = {
         "images": [{"id": i, "file_name": f"{i:012d}.jpg", "width": 640, "height": 480} for i in range(1, images + 1)],
         "annotations": [
-            {"id": k + 1, "image_id": int(image_of[k]), "category_id": int(cats[k]), "area": round(float(areas[k]), 1),
-             "iscrowd": int(crowd[k]), "bbox": [0, 0, 1, 1], "segmentation": [[0, 0, 1, 0, 1, 1]]}
+            {
+                "id": k + 1,
+                "image_id": int(image_of[k]),
+                "category_id": int(cats[k]),
+                "area": round(float(areas[k]), 1),
+                "iscrowd": int(crowd[k]),
+                "bbox": [0, 0, 1, 1],
+                "segmentation": [[0, 0, 1, 0, 1, 1]],
+            }
             for k in range(total)
         ],
         "categories": [{"id": c, "name": f"category {c}", "supercategory": "thing"} for c in range(1, 81)],
@@ -60,7 +67,10 @@ def main() -> None:
         ann = Path(tmp) / "instances.json"
         start = time.perf_counter()
         objects = coco_scale_annotations(ann, args.images, args.objects_per_image)
-        print(f"generated {args.images:,} images, {objects:,} objects ({ann.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - start:.1f} s")
+        print(
+            f"generated {args.images:,} images, {objects:,} objects ({ann.stat().st_size / 2**20:.0f} MiB)"
+            f" in {time.perf_counter() - start:.1f} s"
+        )
         start = time.perf_counter()
         catalog = load_catalog([AnnotationSource(ann, Path(tmp))], Path(tmp), "coco-scale")
         print(f"load: {time.perf_counter() - start:.1f} s, peak RSS {peak_rss_mb():.0f} MiB")
@@ -70,7 +80,10 @@ def main() -> None:
             start = time.perf_counter()
             written = qs.write_jsonl(qs.build_questions(catalog, "single", size, args.per_size, seed=0), out)
             seconds = time.perf_counter() - start
-            print(f"{size:>6} {written:>9} {seconds:>8.2f} {written / seconds:>8.0f} {out.stat().st_size / 2**20:>9.1f} {peak_rss_mb():>13.0f}")
+            print(
+                f"{size:>6} {written:>9} {seconds:>8.2f} {written / seconds:>8.0f} {out.stat().st_size / 2**20:>9.1f}"
+                f" {peak_rss_mb():>13.0f}"
+            )
             out.unlink()
 
 

@@ -39,11 +39,13 @@ catalog = load_profile_catalog(profile)
 size_list = tuple(int(s) for s in str(sizes).split(","))
 questions = pd.DataFrame(qs.build_question_set(catalog, mode, size_list, per_size, seed, progress=False))
 problems = [p for q in questions.to_dict("records") for p in qs.check_question(catalog, q)]
-display(Markdown(
-    f"Data set **{catalog.name}**: {len(catalog.image_ids):,} images, {len(catalog.category_names)} categories. "
-    f"Built {len(questions):,} {mode}-needle questions (seed {seed}); annotation check: "
-    f"**{'passed' if not problems else f'{len(problems)} problems'}**."
-))
+display(
+    Markdown(
+        f"Data set **{catalog.name}**: {len(catalog.image_ids):,} images, {len(catalog.category_names)} categories. "
+        f"Built {len(questions):,} {mode}-needle questions (seed {seed}); annotation check: "
+        f"**{'passed' if not problems else f'{len(problems)} problems'}**."
+    )
+)
 
 # %% [markdown]
 # ## One haystack
@@ -53,8 +55,7 @@ display(Markdown(
 
 # %%
 example = next(iter(qs.build_questions(catalog, mode, size, 2, seed)))
-plots.haystack_grid(catalog, example);
-
+plots.haystack_grid(catalog, example)
 # %% [markdown]
 # ## Categories
 # How often each category is visible. Following our rule (the paper's sources are silent), an
@@ -63,8 +64,7 @@ plots.haystack_grid(catalog, example);
 # between are never used for a question about that category.
 
 # %%
-plots.category_frequencies(catalog);
-
+plots.category_frequencies(catalog)
 # %% [markdown]
 # ## Question-set statistics
 # Answers are balanced per size (every anchor/target pair appears once with *yes* and once with
@@ -72,8 +72,7 @@ plots.category_frequencies(catalog);
 # target (what defeats "is the target anywhere?") is recorded per question.
 
 # %%
-plots.question_statistics(questions);
-
+plots.question_statistics(questions)
 # %%
 summary = questions.groupby("size").agg(
     questions=("qid", "count"),

@@ -35,9 +35,9 @@ import pandas as pd
 
 from vhs import plots
 from vhs.book import model_specs, record_run
+from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
-from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import RunOptions, evaluate_models
 from vhs.metrics import summarize
 from vhs.paper import paper_curve
@@ -69,7 +69,8 @@ status
 
 # %%
 paper = pd.concat([paper_curve(model) for model in str(models).split(",")], ignore_index=True)
-plots.accuracy_vs_size(summary, paper);
-
+plots.accuracy_vs_size(summary, paper)
 # %%
-summary[["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "compliance", "not_answerable", "not_run"]].round(3)
+summary[
+    ["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "compliance", "not_answerable", "not_run"]
+].round(3)

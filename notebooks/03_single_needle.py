@@ -17,8 +17,8 @@
 # questions. On the synth profile these are the models trained here (`make models`): the LLaVA-style
 # full-context model, caption-then-LLM, CLIP-style retrieval feeding the LLaVA-style reader, and
 # MIRAGE; on the coco profile, each stands for its real counterpart (LLaVA-v1.5-7B for synth-llava,
-# LLaVA captions + Llama-3 for synth-caption) or is marked not run. A size a model cannot take (its context window) is reported not answerable and drawn as
-# no point, as the paper leaves such sizes out; 0.5 is chance.
+# LLaVA captions + Llama-3 for synth-caption) or is marked not run. A size a model cannot take (its context
+# window) is reported not answerable and drawn as no point, as the paper leaves such sizes out; 0.5 is chance.
 
 # %% tags=["parameters"]
 profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
@@ -34,9 +34,9 @@ import pandas as pd
 
 from vhs import plots
 from vhs.book import model_specs, record_run
+from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
-from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import evaluate_models
 from vhs.metrics import summarize
 from vhs.paper import paper_curve
@@ -57,7 +57,6 @@ summary = summarize(results)
 
 # %%
 paper = pd.concat([paper_curve(name) for name in str(paper_models).split(",")], ignore_index=True)
-plots.accuracy_vs_size(summary, paper);
-
+plots.accuracy_vs_size(summary, paper)
 # %%
 summary[["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "not_answerable", "not_run"]].round(3)

@@ -34,9 +34,9 @@ import pandas as pd
 
 from vhs import plots
 from vhs.book import model_specs, record_run
+from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
-from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import evaluate_models
 from vhs.metrics import summarize
 from vhs.paper import paper_curve
@@ -46,7 +46,11 @@ catalog = load_profile_catalog(profile)
 haystacks = tuple(s for s in (int(s) for s in str(sizes).split(",")) if s >= 5)
 questions = [
     *qs.build_question_set(catalog, "single", (1,), per_size, seed, progress=False),
-    *(q for n in (2, 3) for q in qs.build_question_set(catalog, "multi", (n,), per_size, seed, needle_counts=(n,), progress=False)),
+    *(
+        q
+        for n in (2, 3)
+        for q in qs.build_question_set(catalog, "multi", (n,), per_size, seed, needle_counts=(n,), progress=False)
+    ),
     *(qs.build_question_set(catalog, "multi", haystacks, per_size, seed, progress=False) if haystacks else ()),
 ]
 cache = ResponseCache(data_root() / "cache.sqlite")
@@ -64,8 +68,7 @@ summary = summarize(results)
 # %%
 names = str(paper_models).split(",")
 paper = pd.concat([paper_curve(name, task) for task in ("multi_needles_only", "multi") for name in names], ignore_index=True)
-plots.accuracy_vs_size(summary, paper);
-
+plots.accuracy_vs_size(summary, paper)
 # %%
 summary[["model", "mode", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "not_answerable", "not_run"]].round(3)
 

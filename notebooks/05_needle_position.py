@@ -34,9 +34,9 @@ runs = "runs"  # where `make models` put the synth checkpoints
 # %%
 from vhs import plots
 from vhs.book import model_specs, record_run
+from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
-from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import at_each_position, evaluate_models
 from vhs.metrics import needle_depth, summarize
 from vhs.paper import paper_positions
@@ -57,8 +57,7 @@ summary = summarize(results, by=("model", "size", "depth"))
 # images, exact printed values) dashed in panels of their own: the paper's runs, not ours.
 
 # %%
-plots.accuracy_vs_position(summary, paper_positions());
-
+plots.accuracy_vs_position(summary, paper_positions())
 # %% [markdown]
 # ## The largest drop from the best position
 # Per model and size: accuracy at the best and the worst depth, and the relative drop

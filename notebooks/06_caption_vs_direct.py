@@ -33,9 +33,9 @@ import pandas as pd
 
 from vhs import plots
 from vhs.book import model_specs, record_run
+from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
-from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import evaluate_models
 from vhs.metrics import summarize
 from vhs.paper import paper_curve
@@ -45,7 +45,11 @@ catalog = load_profile_catalog(profile)
 size_list = tuple(int(s) for s in str(sizes).split(","))
 questions = [
     *qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False),
-    *(q for n in (2, 3) for q in qs.build_question_set(catalog, "multi", (n,), per_size, seed, needle_counts=(n,), progress=False)),
+    *(
+        q
+        for n in (2, 3)
+        for q in qs.build_question_set(catalog, "multi", (n,), per_size, seed, needle_counts=(n,), progress=False)
+    ),
 ]
 cache = ResponseCache(data_root() / "cache.sqlite")
 results = evaluate_models(model_specs(profile, models, runs), questions, cache)
@@ -61,8 +65,7 @@ summary = summarize(results)
 
 # %%
 paper = pd.concat([paper_curve(name) for name in ("Caption-based (LLaVA + Llama-3)", "LLaVA-v1.5-7B")], ignore_index=True)
-plots.accuracy_vs_size(summary, paper);
-
+plots.accuracy_vs_size(summary, paper)
 # %% [markdown]
 # ## The difference
 # Caption-then-LLM minus direct, in accuracy points, where both answered.

@@ -38,12 +38,12 @@ from IPython.display import Markdown, display
 
 from vhs import plots
 from vhs.book import model_specs, record_run
+from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
-from vhs.eval.cache import ResponseCache
+from vhs.eval.recall import clip_scorers, mirage_scorer, needle_recall
 from vhs.eval.runner import HaystackImages, evaluate_models
 from vhs.metrics import summarize
-from vhs.mirage.recall import clip_scorers, mirage_scorer, needle_recall
 from vhs.models.clip_retrieve import ClipRanker
 from vhs.models.mirage import MirageBackend
 from vhs.paper import paper_curve
@@ -63,8 +63,7 @@ summary = summarize(results)
 # ## Architecture
 
 # %%
-plots.mirage_diagram();
-
+plots.mirage_diagram()
 # %% [markdown]
 # ## Training
 # Three stages on generated multi-image questions from the training split (`vhs.mirage.train`):
@@ -89,7 +88,9 @@ for name in [m for m in specs if m.startswith("mirage")]:
     checkpoint = Path(runs) / name
     if run_here and (checkpoint / "curve.json").exists():
         facts = json.loads((checkpoint / "config.json").read_text()).get("training", {})
-        plots.training_curves(json.loads((checkpoint / "curve.json").read_text()), f"{name}: {facts.get('steps')} steps, {facts.get('seconds')} s")
+        plots.training_curves(
+            json.loads((checkpoint / "curve.json").read_text()), f"{name}: {facts.get('steps')} steps, {facts.get('seconds')} s"
+        )
 
 # %% [markdown]
 # ## Accuracy against haystack size
@@ -99,8 +100,7 @@ for name in [m for m in specs if m.startswith("mirage")]:
 # run, not ours, on a different image domain.
 
 # %%
-plots.accuracy_vs_size(summary, paper_curve("MIRAGE-8.3B"));
-
+plots.accuracy_vs_size(summary, paper_curve("MIRAGE-8.3B"))
 # %%
 summary[["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "not_answerable", "not_run"]].round(3)
 
@@ -110,7 +110,9 @@ summary[["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high"
 # MIRAGE; here 64 against 8), and the LM's tokens per question (mean over answered questions).
 
 # %%
-budget = results[results["status"].isin(["ok", "unparsed"])].groupby(["model", "size"])["input_tokens"].mean().unstack("size").round(1)
+budget = (
+    results[results["status"].isin(["ok", "unparsed"])].groupby(["model", "size"])["input_tokens"].mean().unstack("size").round(1)
+)
 display(Markdown("Tokens per image: **synth-llava 64**, **MIRAGE 8**; paper: LLaVA-1.5 576, MIRAGE 32."))
 budget
 
@@ -122,7 +124,10 @@ budget
 
 # %%
 if run_here:
-    scorers = {"mirage": mirage_scorer(MirageBackend(str(Path(runs) / "mirage"))), **clip_scorers(ClipRanker(Path(runs) / "synth-clip"))}
+    scorers = {
+        "mirage": mirage_scorer(MirageBackend(str(Path(runs) / "mirage"))),
+        **clip_scorers(ClipRanker(Path(runs) / "synth-clip")),
+    }
     recall = needle_recall(scorers, questions, HaystackImages(cache, None))
     plots.recall_vs_size(recall)
     display(recall.pivot_table(index=["retriever", "k"], columns="size", values="recall").round(3))

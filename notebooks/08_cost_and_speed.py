@@ -37,9 +37,9 @@ import pandas as pd
 
 from vhs import plots
 from vhs.book import model_specs, record_run
+from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
-from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import evaluate_models, run_backend
 from vhs.metrics import SCORED
 from vhs.models.registry import load_backend
@@ -53,7 +53,9 @@ specs = model_specs(profile, models, runs)
 results = evaluate_models(specs, questions, cache)
 record_run(results, "8 cost and speed", profile)
 answered = results[results["status"].isin(SCORED)]
-costs = answered.rename(columns={"latency": "seconds", "input_tokens": "tokens"})[["model", "size", "seconds", "tokens"]].astype({"tokens": "float64"})
+costs = answered.rename(columns={"latency": "seconds", "input_tokens": "tokens"})[["model", "size", "seconds", "tokens"]].astype(
+    {"tokens": "float64"}
+)
 
 # %% [markdown]
 # ## Seconds and tokens per question against haystack size
@@ -64,8 +66,7 @@ costs = answered.rename(columns={"latency": "seconds", "input_tokens": "tokens"}
 
 # %%
 not_run = [label for label, rows in results.groupby("model") if (rows["status"] == "not_run").all()]
-plots.cost_vs_size(costs, not_run);
-
+plots.cost_vs_size(costs, not_run)
 # %%
 costs.groupby(["model", "size"]).mean().unstack("size").round(4)
 
@@ -86,5 +87,13 @@ with tempfile.TemporaryDirectory() as folder:
         for attempt in ("first run", "re-run"):
             start = time.perf_counter()
             table = run_backend(backend, rerun, fresh)
-            timings.append({"model": label, "run": attempt, "seconds": round(time.perf_counter() - start, 3), "answers from the cache": int(table["cached"].sum()), "questions": len(table)})
+            timings.append(
+                {
+                    "model": label,
+                    "run": attempt,
+                    "seconds": round(time.perf_counter() - start, 3),
+                    "answers from the cache": int(table["cached"].sum()),
+                    "questions": len(table),
+                }
+            )
 pd.DataFrame(timings)

@@ -74,7 +74,6 @@ notebooks = "notebooks"  # where the chapters' sources are
 # %%
 from pathlib import Path
 
-import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -98,8 +97,7 @@ for source in sorted(Path(notebooks).glob("*.py")):
 
 # %%
 ledger = read_ledger(profile)
-plots.run_overview(ledger);
-
+plots.run_overview(ledger)
 # %%
 ran = what_was_run(ledger)
 glue("what_was_run", ran, display=False)

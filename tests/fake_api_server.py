@@ -63,7 +63,10 @@ def refusal(provider: str, model: str, body: dict) -> str | None:
         if "max_tokens" in body:
             return "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
         if body.get("temperature", 1) != 1:
-            return f"Unsupported value: 'temperature' does not support {body['temperature']} with this model. Only the default (1) value is supported."
+            return (
+                f"Unsupported value: 'temperature' does not support {body['temperature']} with this model."
+                " Only the default (1) value is supported."
+            )
     if provider == "anthropic" and "thinking" in body:
         budget = body["thinking"]["budget_tokens"]
         if budget < 1024:
@@ -91,7 +94,12 @@ def _thinking_config(body: dict, *names: str) -> object:
 
 def _success(provider: str, model: str, text: str, body: dict) -> dict:
     thinks = _thinks(provider, model, body)
-    cap = body.get("max_completion_tokens") or body.get("max_tokens") or body.get("generationConfig", {}).get("maxOutputTokens") or 10**6
+    cap = (
+        body.get("max_completion_tokens")
+        or body.get("max_tokens")
+        or body.get("generationConfig", {}).get("maxOutputTokens")
+        or 10**6
+    )
     cut = thinks and cap < THOUGHT + 2
     text = "" if cut else text
     if provider == "openai":
@@ -99,18 +107,37 @@ def _success(provider: str, model: str, text: str, body: dict) -> dict:
         usage = {"prompt_tokens": 123, "completion_tokens": 2 + THOUGHT * thinks, "total_tokens": 125 + THOUGHT * thinks}
         if thinks:
             usage["completion_tokens_details"] = {"reasoning_tokens": min(cap, THOUGHT)}
-        return {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": model,
-                "choices": [{"index": 0, "message": message, "finish_reason": "length" if cut else "stop"}], "usage": usage}
+        return {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": "length" if cut else "stop"}],
+            "usage": usage,
+        }
     if provider == "anthropic":
         thought = [{"type": "thinking", "thinking": THOUGHT_TEXT, "signature": "sig"}] if thinks else []
-        return {"id": "msg_1", "type": "message", "role": "assistant", "model": model,
-                "content": [*thought, {"type": "text", "text": text}], "stop_reason": "max_tokens" if cut else "end_turn", "stop_sequence": None,
-                "usage": {"input_tokens": 123, "output_tokens": 2 + THOUGHT * thinks}}
+        return {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [*thought, {"type": "text", "text": text}],
+            "stop_reason": "max_tokens" if cut else "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 123, "output_tokens": 2 + THOUGHT * thinks},
+        }
     include = _thinking_config(body, "includeThoughts", "include_thoughts")
     parts = ([{"text": THOUGHT_TEXT, "thought": True}] if thinks and include else []) + ([{"text": text}] if text else [])
-    usage = {"promptTokenCount": 123, "candidatesTokenCount": 2, "totalTokenCount": 125} | ({"thoughtsTokenCount": min(cap, THOUGHT)} if thinks else {})
-    return {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "MAX_TOKENS" if cut else "STOP", "index": 0}],
-            "usageMetadata": usage}
+    usage = {"promptTokenCount": 123, "candidatesTokenCount": 2, "totalTokenCount": 125} | (
+        {"thoughtsTokenCount": min(cap, THOUGHT)} if thinks else {}
+    )
+    return {
+        "candidates": [
+            {"content": {"role": "model", "parts": parts}, "finishReason": "MAX_TOKENS" if cut else "STOP", "index": 0}
+        ],
+        "usageMetadata": usage,
+    }
 
 
 def _failure(provider: str, status: int, message: str) -> dict:

@@ -3,7 +3,8 @@
 import os
 import time
 
-from vhs.models.base import AuthError, Backend, Limits, MissingKeyError, OverLimitError, Reply, Request, TransientError
+from vhs.models.base import Backend
+from vhs.protocol import AuthError, Limits, MissingKeyError, OverLimitError, Reply, Request, TransientError
 
 
 class CountingBackend(Backend):
@@ -17,10 +18,10 @@ class CountingBackend(Backend):
         self.calls: list[str] = []
 
     def generate(self, request: Request) -> Reply:
-        self.calls.append(request.question["qid"])
+        self.calls.append(request.qid)
         if self.log:
             with open(self.log, "a") as handle:
-                handle.write(request.question["qid"] + "\n")
+                handle.write(request.qid + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
         time.sleep(self.delay)
@@ -83,4 +84,12 @@ class UnauthorizedBackend(CountingBackend):
         raise AuthError("401 invalid api key")
 
 
-__all__ = ["CountingBackend", "ScriptedBackend", "LimitedBackend", "RejectingBackend", "NoKeyBackend", "UnauthorizedBackend", "TransientError"]
+__all__ = [
+    "CountingBackend",
+    "LimitedBackend",
+    "NoKeyBackend",
+    "RejectingBackend",
+    "ScriptedBackend",
+    "TransientError",
+    "UnauthorizedBackend",
+]

@@ -12,10 +12,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_model_specs_map_synth_names_per_profile_and_pass_specs_through() -> None:
     assert model_specs("synth", "synth-llava, mirage-query,openai:gpt-4o", "r") == {
-        "synth-llava": "synth-llava:r/synth-llava", "mirage-query": "mirage:r/mirage-query", "openai:gpt-4o": "openai:gpt-4o"
+        "synth-llava": "synth-llava:r/synth-llava",
+        "mirage-query": "mirage:r/mirage-query",
+        "openai:gpt-4o": "openai:gpt-4o",
     }
     assert model_specs("coco", "synth-llava,synth-caption,mirage,clip-retrieve") == {
-        "LLaVA-v1.5-7B": "hf:llava-hf/llava-1.5-7b-hf?context=2048", "Caption (LLaVA + Llama-3)": "caption:llava-hf/llava-1.5-7b-hf", "MIRAGE": None, "clip-retrieve": None
+        "LLaVA-v1.5-7B": "hf:llava-hf/llava-1.5-7b-hf?context=2048",
+        "Caption (LLaVA + Llama-3)": "caption:llava-hf/llava-1.5-7b-hf",
+        "MIRAGE": None,
+        "clip-retrieve": None,
     }
 
 
@@ -23,7 +28,10 @@ def test_the_coco_mirage_runs_once_its_checkpoint_exists(tmp_path: Path) -> None
     assert model_specs("coco", "mirage,mirage-query", str(tmp_path)) == {"MIRAGE": None, "MIRAGE (query-aware)": None}
     (tmp_path / "coco-mirage").mkdir()
     (tmp_path / "coco-mirage" / "config.json").write_text("{}")
-    assert model_specs("coco", "mirage,mirage-query", str(tmp_path)) == {"MIRAGE": f"mirage:{tmp_path}/coco-mirage", "MIRAGE (query-aware)": None}
+    assert model_specs("coco", "mirage,mirage-query", str(tmp_path)) == {
+        "MIRAGE": f"mirage:{tmp_path}/coco-mirage",
+        "MIRAGE (query-aware)": None,
+    }
 
 
 def _results(model: str, statuses: list[str], raw: str | None = None) -> pd.DataFrame:
@@ -32,7 +40,9 @@ def _results(model: str, statuses: list[str], raw: str | None = None) -> pd.Data
 
 
 def test_the_ledger_says_what_each_chapter_ran_and_why_not(tmp_path: Path) -> None:
-    three = pd.concat([_results("llava", ["ok", "unparsed", "not_answerable:context"]), _results("gpt", ["not_run"] * 3, "no API key")])
+    three = pd.concat(
+        [_results("llava", ["ok", "unparsed", "not_answerable:context"]), _results("gpt", ["not_run"] * 3, "no API key")]
+    )
     record_run(three, "3 single-needle", "synth", tmp_path)
     record_run(_results("llava", ["ok", "error"]), "4 multi-needle", "synth", tmp_path)
     record_run(_results("llava", ["ok"]), "4 multi-needle", "coco", tmp_path / "other")

@@ -36,7 +36,9 @@ def browser() -> str:
 
 
 def rendered_dom(browser: str, page: Path) -> str:
-    return subprocess.run([browser, *FLAGS, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True).stdout
+    return subprocess.run(
+        [browser, *FLAGS, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
 
 
 def test_every_chapter_renders_its_figures_without_error_cells(browser: str) -> None:
@@ -61,7 +63,13 @@ def test_a_screenshot_of_the_chapter_is_not_blank(browser: str, tmp_path: Path, 
     page = next((p for p in chapters() if p.name.startswith(chapter)), None)
     assert page, f"no {chapter}* chapter in {HTML}: the built book is older than the notebooks (run make reproduce)"
     shot = tmp_path / "shot.png"
-    subprocess.run([browser, *FLAGS, "--window-size=1200,2400", f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True, cwd=tmp_path)
+    subprocess.run(
+        [browser, *FLAGS, "--window-size=1200,2400", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+        cwd=tmp_path,
+    )
     colours = Image.open(shot).convert("L").getextrema()
     assert colours[1] - colours[0] > 100, "the screenshot is one flat colour"
 
@@ -70,4 +78,6 @@ def test_the_introduction_shows_the_table_of_what_was_run(browser: str) -> None:
     dom = rendered_dom(browser, HTML / "book" / "intro.html")
     assert 'id="what-was-run-in-this-build"' in dom, "intro.html: no 'What was run' section"
     section = dom.split('id="what-was-run-in-this-build"', 1)[1].split('id="our-rules-where-the-paper-is-silent"', 1)[0]
-    assert "<table" in section and "answered" in section, "intro.html: the table of what was run is missing (glued from chapter 9)"
+    assert "<table" in section and "answered" in section, (
+        "intro.html: the table of what was run is missing (glued from chapter 9)"
+    )

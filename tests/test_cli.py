@@ -29,12 +29,21 @@ def test_questions_export_and_import_official(small_synth: Path, tmp_path: Path,
     assert run(capsys, *base, "--out", str(tmp_path / "q.jsonl"), "--export-official", str(tmp_path / "official"))[0] == 0
     released = tmp_path / "official/single_needle/visual_haystack_3.json"
     assert len(json.loads(released.read_text())) == 4
-    code, out, _ = run(capsys, "questions", "--data", str(small_synth), "--import-official", str(released), "--out", str(tmp_path / "imported.jsonl"))
+    code, out, _ = run(
+        capsys,
+        "questions",
+        "--data",
+        str(small_synth),
+        "--import-official",
+        str(released),
+        "--out",
+        str(tmp_path / "imported.jsonl"),
+    )
     assert code == 0 and "wrote 4 questions" in out
 
 
 def test_synth_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    code, out, _ = run(capsys, "synth", "--out", str(tmp_path), "--images", "12", "--seed", "1", "--workers", "1")
+    code, _out, _ = run(capsys, "synth", "--out", str(tmp_path), "--images", "12", "--seed", "1", "--workers", "1")
     assert code == 0 and len(list((tmp_path / "images").glob("*.png"))) == 12
 
 
@@ -43,7 +52,10 @@ def test_synth_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     [
         (["questions", "--per-size", "3", "--data", "{data}", "--out", "x.jsonl"], "--per-size must be a positive even number"),
         (["questions", "--sizes", "1,x"], "argument --sizes: expected comma-separated integers"),
-        (["questions", "--data", "{data}", "--sizes", "5000", "--per-size", "2", "--out", "x.jsonl"], "haystack size 5000 needs 4999 distractors"),
+        (
+            ["questions", "--data", "{data}", "--sizes", "5000", "--per-size", "2", "--out", "x.jsonl"],
+            "haystack size 5000 needs 4999 distractors",
+        ),
         (["questions", "--data", "{missing}", "--out", "x.jsonl"], "annotation file not found"),
         (["questions", "--data", "{data}", "--exclude", "unicorn", "--out", "x.jsonl"], "unknown category 'unicorn'"),
         (["questions", "--data", "{data}"], "nothing to write"),
@@ -52,7 +64,14 @@ def test_synth_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
-def test_user_errors_are_one_line_and_exit_2(argv: list[str], message: str, small_synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_errors_are_one_line_and_exit_2(
+    argv: list[str],
+    message: str,
+    small_synth: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.chdir(tmp_path)
     filled = [a.format(data=small_synth, missing=tmp_path / "missing") for a in argv]
     code, _, err = run(capsys, *filled)

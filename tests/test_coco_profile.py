@@ -14,9 +14,9 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("papermill")
 
-from tests.coco_fixtures import write_coco_dataset  # noqa: E402
-from tests.conftest import PROVIDER_ENV  # noqa: E402
-from vhs.models.hf_random import TINY, Sizes, write_llava, write_text_lm  # noqa: E402
+from tests.coco_fixtures import write_coco_dataset
+from tests.conftest import PROVIDER_ENV
+from vhs.models.hf_random import TINY, Sizes, write_llava, write_text_lm
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.py"))
@@ -35,11 +35,47 @@ def coco_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (work / "out").mkdir()
     for source in NOTEBOOKS:
         notebook = work / "in" / f"{source.stem}.ipynb"
-        subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--to", "ipynb", "--output", str(notebook), str(source)], check=True, env=env)
-        params = ["-p", "profile", "coco", "-p", "sizes", "1,2,3", "-p", "size", "3", "-p", "per_size", "4", "-p", "models", models, "-p", "notebooks", str(REPO / "notebooks")]
+        subprocess.run(
+            [sys.executable, "-m", "jupytext", "--quiet", "--to", "ipynb", "--output", str(notebook), str(source)],
+            check=True,
+            env=env,
+        )
+        params = [
+            "-p",
+            "profile",
+            "coco",
+            "-p",
+            "sizes",
+            "1,2,3",
+            "-p",
+            "size",
+            "3",
+            "-p",
+            "per_size",
+            "4",
+            "-p",
+            "models",
+            models,
+            "-p",
+            "notebooks",
+            str(REPO / "notebooks"),
+        ]
         run = subprocess.run(
-            [sys.executable, "-m", "papermill", "--kernel", "python3", "--cwd", str(work), str(notebook), str(work / "out" / notebook.name), *params],
-            env=env, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "papermill",
+                "--kernel",
+                "python3",
+                "--cwd",
+                str(work),
+                str(notebook),
+                str(work / "out" / notebook.name),
+                *params,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
         )
         assert run.returncode == 0, f"{source.name} failed on the coco profile:\n{run.stderr[-3000:]}"
     return work
@@ -48,7 +84,15 @@ def coco_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_chapter_runs_on_the_coco_profile_and_records_what_it_ran(coco_book: Path) -> None:
     ledger = pd.concat([pd.read_csv(f, keep_default_na=False) for f in sorted((coco_book / "build" / "ledger").glob("*.csv"))])
     assert set(ledger["profile"]) == {"coco"}
-    assert set(ledger["chapter"]) == {"2 commercial models", "3 single-needle", "4 multi-needle", "5 needle position", "6 caption vs direct", "7 MIRAGE", "8 cost and speed"}
+    assert set(ledger["chapter"]) == {
+        "2 commercial models",
+        "3 single-needle",
+        "4 multi-needle",
+        "5 needle position",
+        "6 caption vs direct",
+        "7 MIRAGE",
+        "8 cost and speed",
+    }
     by_model = ledger.groupby("model")
     assert (by_model.get_group("MIRAGE")["reason"] == "not built for this profile yet").all()
     assert (by_model.get_group("openai:gpt-4o")["reason"] == "no API key").all()

@@ -34,7 +34,11 @@ def tiny_coco(tmp_path: Path) -> dict[str, bytes]:
 
 
 def manifest(files: dict[str, bytes]) -> dict[str, RemoteArchive]:
-    return {name: RemoteArchive(a.path, hashlib.md5(files[a.path]).hexdigest()) for name, a in COCO_ARCHIVES.items() if a.path in files}
+    return {
+        name: RemoteArchive(a.path, hashlib.md5(files[a.path]).hexdigest())
+        for name, a in COCO_ARCHIVES.items()
+        if a.path in files
+    }
 
 
 def test_real_addresses_stay_in_the_code() -> None:
@@ -59,7 +63,10 @@ def test_interrupted_download_resumes_and_verifies(tiny_coco: dict[str, bytes], 
 
 def test_checksum_mismatch_removes_the_file(tiny_coco: dict[str, bytes], tmp_path: Path) -> None:
     wrong = {**manifest(tiny_coco), "annotations": RemoteArchive(COCO_ARCHIVES["annotations"].path, "0" * 32)}
-    with serving(tiny_coco) as server, pytest.raises(VhsError, match="checksum mismatch for .*annotations_trainval2017.zip: expected md5 0{32}"):
+    with (
+        serving(tiny_coco) as server,
+        pytest.raises(VhsError, match="checksum mismatch for .*annotations_trainval2017.zip: expected md5 0{32}"),
+    ):
         fetch_coco(tmp_path, ("val2017",), server.base_url, wrong)
     assert not list(tmp_path.glob("*.part"))
 

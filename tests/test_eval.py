@@ -11,16 +11,16 @@ import pandas as pd
 import pytest
 
 from tests.fake_backends import CountingBackend, LimitedBackend, RejectingBackend, ScriptedBackend
+from vhs.cache import ResponseCache
 from vhs.cli import main
 from vhs.data import questions as qs
 from vhs.data.catalog import Catalog
 from vhs.errors import VhsError
-from vhs.eval.cache import ResponseCache
 from vhs.eval.retry import RetryPolicy, call_with_retries
 from vhs.eval.runner import STATUSES, RunOptions, at_each_position, evaluate, evaluate_models, place_needle, run_backend
 from vhs.metrics import needle_depth
-from vhs.models.base import AuthError, TransientError
 from vhs.models.registry import load_backend
+from vhs.protocol import AuthError, TransientError
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.002)
 REPO = Path(__file__).resolve().parents[1]
@@ -67,13 +67,31 @@ def test_results_table_columns_and_types(questions: list[dict], cache: ResponseC
     assert pd.read_parquet(path)["qid"].tolist() == [q["qid"] for q in questions]
 
 
-def test_sigkill_halfway_then_resume_makes_exactly_the_missing_calls(small_catalog: Catalog, small_synth: Path, tmp_path: Path) -> None:
+def test_sigkill_halfway_then_resume_makes_exactly_the_missing_calls(
+    small_catalog: Catalog, small_synth: Path, tmp_path: Path
+) -> None:
     qfile = tmp_path / "q.jsonl"
     total = qs.write_jsonl(qs.build_question_set(small_catalog, "single", (3,), 60, 0, progress=False), qfile)
     log, cache_path = tmp_path / "calls.log", tmp_path / "cache.sqlite"
     model = f"tests.fake_backends.CountingBackend?delay=0.05&log={log}"
-    argv = [sys.executable, "-m", "vhs.cli", "eval", "--model", model, "--questions", str(qfile), "--out", str(tmp_path / "r.parquet"),
-            "--cache", str(cache_path), "--data", str(small_synth), "--concurrency", "2"]
+    argv = [
+        sys.executable,
+        "-m",
+        "vhs.cli",
+        "eval",
+        "--model",
+        model,
+        "--questions",
+        str(qfile),
+        "--out",
+        str(tmp_path / "r.parquet"),
+        "--cache",
+        str(cache_path),
+        "--data",
+        str(small_synth),
+        "--concurrency",
+        "2",
+    ]
     process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while (not log.exists() or len(log.read_text().splitlines()) < total // 2) and time.time() < deadline:
@@ -92,7 +110,9 @@ def test_sigkill_halfway_then_resume_makes_exactly_the_missing_calls(small_catal
 
 
 def test_429_then_success_is_retried(questions: list[dict], cache: ResponseCache, small_synth: Path) -> None:
-    backend = ScriptedBackend([TransientError("429 Too Many Requests", retry_after=0.001), TransientError("500 Internal Server Error")])
+    backend = ScriptedBackend(
+        [TransientError("429 Too Many Requests", retry_after=0.001), TransientError("500 Internal Server Error")]
+    )
     table = run_backend(backend, questions[:1], cache, options(small_synth))
     assert backend.calls == 3 and table["status"].tolist() == ["ok"] and table["raw"].tolist() == ["No"]
 
@@ -118,14 +138,31 @@ def test_retry_after_is_honoured_and_backoff_grows_with_jitter() -> None:
     policy = RetryPolicy(max_attempts=5, base_delay=1.0, max_delay=3.0)
     assert call_with_retries(flaky, policy, sleep=waits.append, rng=random.Random(0)) == "done"
     assert 2.5 <= waits[0] <= 3.0  # what the provider asked, plus up to 20%, within the cap
-    assert 1.0 <= waits[1] <= 2.0 and 1.5 <= waits[2] <= 3.0 and 1.5 <= waits[3] <= 3.0  # 2s and 4s capped at 3s, jittered 50-100%
+    assert (
+        1.0 <= waits[1] <= 2.0 and 1.5 <= waits[2] <= 3.0 and 1.5 <= waits[3] <= 3.0
+    )  # 2s and 4s capped at 3s, jittered 50-100%
 
 
-def test_401_stops_the_run_with_one_line(questions: list[dict], small_synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_401_stops_the_run_with_one_line(
+    questions: list[dict], small_synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     qfile = tmp_path / "q.jsonl"
     qs.write_jsonl(iter(questions), qfile)
-    code = main(["eval", "--model", "tests.fake_backends.UnauthorizedBackend", "--questions", str(qfile), "--out", str(tmp_path / "r.parquet"),
-                 "--cache", str(tmp_path / "c.sqlite"), "--data", str(small_synth)])
+    code = main(
+        [
+            "eval",
+            "--model",
+            "tests.fake_backends.UnauthorizedBackend",
+            "--questions",
+            str(qfile),
+            "--out",
+            str(tmp_path / "r.parquet"),
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+            "--data",
+            str(small_synth),
+        ]
+    )
     err = [line for line in capsys.readouterr().err.splitlines() if "%|" not in line and line.strip()]
     assert code == 2 and err == ["vhs: error: unauthorized: authentication failed (401 invalid api key); check the API key"]
     assert not (tmp_path / "r.parquet").exists()
@@ -170,7 +207,9 @@ def test_oracle_scores_100_percent_and_always_yes_50(questions: list[dict], cach
 
 def test_random_is_seeded_and_order_independent(questions: list[dict], cache: ResponseCache, small_synth: Path) -> None:
     a = evaluate("random?seed=1", questions, ResponseCache(cache.path.with_name("a.sqlite")), options(small_synth, concurrency=8))
-    b = evaluate("random?seed=1", questions[::-1], ResponseCache(cache.path.with_name("b.sqlite")), options(small_synth, concurrency=1))
+    b = evaluate(
+        "random?seed=1", questions[::-1], ResponseCache(cache.path.with_name("b.sqlite")), options(small_synth, concurrency=1)
+    )
     assert a["raw"].tolist() == b["raw"].tolist()[::-1]
     assert 0.2 < (a["parsed"] == "yes").mean() < 0.8
 
@@ -198,9 +237,12 @@ def test_needle_position_control(questions: list[dict], small_synth: Path, cache
 
 
 def test_unknown_model_is_one_clear_error() -> None:
-    with pytest.raises(VhsError, match="unknown model 'gpt5'; known: always-yes, anthropic, caption, clip-retrieve, gemini, hf, mirage, openai, openrouter, oracle, random, synth-caption, synth-llava"):
+    with pytest.raises(
+        VhsError,
+        match="unknown model 'gpt5'; known: always-yes, anthropic, caption, clip-retrieve, gemini, hf, mirage, openai,"
+        " openrouter, oracle, random, synth-caption, synth-llava",
+    ):
         load_backend("gpt5")
-
 
 
 def test_evaluate_models_labels_each_model_and_marks_a_missing_spec_not_run(small_catalog: Catalog, tmp_path: Path) -> None:
@@ -219,5 +261,18 @@ def test_each_position_asks_every_index_of_small_haystacks_and_each_tenth_of_lar
     assert [q["needle_positions"][0] for q in moved] == [0, 1, 2] * 2 + [2, 6, 10, 14, 18, 22, 26, 30, 34, 38] * 2
     assert all(q["image_ids"][q["needle_positions"][0]] == q["needle_ids"][0] for q in moved)
     assert [q["qid"] for q in moved[:3]] == [small[0]["qid"]] * 3
-    depth = needle_depth(pd.DataFrame({"size": [q["size"] for q in moved], "position": [q["needle_positions"][0] for q in moved]}))
-    assert depth[:3].tolist() == [0.0, 0.5, 1.0] and depth[6:16].round(2).tolist() == [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95]
+    depth = needle_depth(
+        pd.DataFrame({"size": [q["size"] for q in moved], "position": [q["needle_positions"][0] for q in moved]})
+    )
+    assert depth[:3].tolist() == [0.0, 0.5, 1.0] and depth[6:16].round(2).tolist() == [
+        0.05,
+        0.15,
+        0.25,
+        0.35,
+        0.45,
+        0.55,
+        0.65,
+        0.75,
+        0.85,
+        0.95,
+    ]

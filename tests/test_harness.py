@@ -23,16 +23,17 @@ import pytest
 from tests.conftest import PROVIDER_ENV
 from tests.fake_api_server import FakeAPIServer, Scripted, fake_api
 from tests.fake_backends import CountingBackend
+from vhs.cache import ResponseCache, cache_key
 from vhs.cli import main
 from vhs.data import questions as qs
 from vhs.data.catalog import Catalog
 from vhs.errors import VhsError
-from vhs.eval.cache import ResponseCache, cache_key
 from vhs.eval.retry import RetryPolicy, call_with_retries
 from vhs.eval.runner import RunOptions, evaluate
 from vhs.models.api_common import JpegEncoder, retry_after_seconds
-from vhs.models.base import Backend, ImageRef, Reply, TransientError
+from vhs.models.base import Backend
 from vhs.models.registry import load_backend, public_spec, redact
+from vhs.protocol import ImageRef, Reply, TransientError
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.002)
@@ -56,7 +57,20 @@ def openai_spec(server: FakeAPIServer, options: str = "") -> str:
 
 
 def eval_argv(model: str, question_file: Path, out: Path, cache: Path, data: Path, *extra: str) -> list[str]:
-    return ["eval", "--model", model, "--questions", str(question_file), "--out", str(out), "--cache", str(cache), "--data", str(data), *extra]
+    return [
+        "eval",
+        "--model",
+        model,
+        "--questions",
+        str(question_file),
+        "--out",
+        str(out),
+        "--cache",
+        str(cache),
+        "--data",
+        str(data),
+        *extra,
+    ]
 
 
 def error_lines(capsys: pytest.CaptureFixture) -> list[str]:
@@ -82,7 +96,9 @@ def test_secrets_are_left_out_by_name_never_by_substring() -> None:
     assert backend.identity()["params"] == {"text": "Yes", "max_new_tokens": 8}
 
 
-def test_an_endpoint_from_the_environment_is_in_the_key(questions: list[dict], small_synth: Path, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_endpoint_from_the_environment_is_in_the_key(
+    questions: list[dict], small_synth: Path, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = ResponseCache(env / "c.sqlite")
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     with fake_api("Yes") as local, fake_api("No") as other:
@@ -96,7 +112,9 @@ def test_an_endpoint_from_the_environment_is_in_the_key(questions: list[dict], s
 
 def test_parameters_are_canonical_json_and_anything_else_is_refused() -> None:
     assert Backend("m", path=Path("a/b"), sizes=(1, 2), nested={"b": 1, "a": 2.5}).identity()["params"] == {
-        "path": "a/b", "sizes": [1, 2], "nested": {"a": 2.5, "b": 1}
+        "path": "a/b",
+        "sizes": [1, 2],
+        "nested": {"a": 2.5, "b": 1},
     }
     with pytest.raises(TypeError, match="value of type object"):
         Backend("m", thing=object())
@@ -129,29 +147,49 @@ def test_a_remembered_hash_is_reused_once_the_file_is_old_enough(tmp_path: Path,
     cache._execute("UPDATE file_hashes SET sha256 = 'remembered'")
     assert cache.image_hashes([image])[0][0] == "remembered"  # hashed long enough after its change: not read again
     for window in ("RACY_SECONDS", "COARSE_RACY_SECONDS"):
-        monkeypatch.setattr(f"vhs.eval.cache.{window}", 3600.0)
+        monkeypatch.setattr(f"vhs.cache.{window}", 3600.0)
     assert cache.image_hashes([image])[0][0] == digest  # changed within the racy window: read again
 
 
-def test_an_empty_reply_is_recorded_with_its_stop_reason_and_asked_again(questions: list[dict], small_synth: Path, env: Path) -> None:
-    empty = {"id": "x", "object": "chat.completion", "created": 0, "model": "gpt-4o",
-             "choices": [{"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "length"}]}
+def test_an_empty_reply_is_recorded_with_its_stop_reason_and_asked_again(
+    questions: list[dict], small_synth: Path, env: Path
+) -> None:
+    empty = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "length"}],
+    }
     cache = ResponseCache(env / "c.sqlite")
     with fake_api("No") as server:
         server.script.append(Scripted(body=json.dumps(empty)))
         first = evaluate(openai_spec(server), questions[:1], cache, RunOptions(data=small_synth, retry=FAST))
         again = evaluate(openai_spec(server), questions[:1], cache, RunOptions(data=small_synth, retry=FAST))
-    assert first["status"].tolist() == ["truncated"] and first["stop_reason"].tolist() == ["length"] and first["raw"].tolist() == [""]
+    assert (
+        first["status"].tolist() == ["truncated"]
+        and first["stop_reason"].tolist() == ["length"]
+        and first["raw"].tolist() == [""]
+    )
     assert len(server.captured) == 2 and again["raw"].tolist() == ["No"] and not again["cached"].any()
     assert again["stop_reason"].tolist() == ["stop"]
 
 
 def test_a_refusal_is_an_empty_reply_that_says_so(questions: list[dict], small_synth: Path, env: Path) -> None:
-    refused = {"id": "x", "object": "chat.completion", "created": 0, "model": "gpt-4o",
-               "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "refusal": "I can't help"}, "finish_reason": "stop"}]}
+    refused = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "gpt-4o",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": None, "refusal": "I can't help"}, "finish_reason": "stop"}
+        ],
+    }
     with fake_api("No") as server:
         server.script.append(Scripted(body=json.dumps(refused)))
-        table = evaluate(openai_spec(server), questions[:1], ResponseCache(env / "c.sqlite"), RunOptions(data=small_synth, retry=FAST))
+        table = evaluate(
+            openai_spec(server), questions[:1], ResponseCache(env / "c.sqlite"), RunOptions(data=small_synth, retry=FAST)
+        )
     assert table["stop_reason"].tolist() == ["refusal"] and table["status"].tolist() == ["unparsed"]
 
 
@@ -161,7 +199,11 @@ def test_a_refusal_is_an_empty_reply_that_says_so(questions: list[dict], small_s
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("openai:gpt-4o@http://127.0.0.1:9/v1?max_token=5", "openai: unknown option max_token; accepted: api_key, base_url, detail, max_tokens, order, reasoning, reasoning_effort, temperature, timeout"),
+        (
+            "openai:gpt-4o@http://127.0.0.1:9/v1?max_token=5",
+            "openai: unknown option max_token; accepted: api_key, base_url, detail, max_tokens, order, reasoning,"
+            " reasoning_effort, temperature, timeout",
+        ),
         ("oracle?seed=1", "oracle: unknown option seed; accepted: data"),
         ("openai:", "empty model id in 'openai:'"),
         ("openai:gpt-4o@notaurl", "'@notaurl' is not a base URL"),
@@ -175,7 +217,9 @@ def test_a_bad_spec_is_one_clear_error(spec: str, message: str) -> None:
     assert message in str(raised.value) and "\n" not in str(raised.value)
 
 
-def test_a_bad_spec_stops_vhs_eval_before_any_call(question_file: Path, small_synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_a_bad_spec_stops_vhs_eval_before_any_call(
+    question_file: Path, small_synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     code = main(eval_argv("random?sed=1", question_file, tmp_path / "r.parquet", tmp_path / "c.sqlite", small_synth))
     assert code == 2 and error_lines(capsys) == ["vhs: error: random: unknown option sed; accepted: seed"]
 
@@ -184,11 +228,28 @@ def test_a_bad_spec_stops_vhs_eval_before_any_call(question_file: Path, small_sy
 
 
 def _start_paid_run(server: FakeAPIServer, question_file: Path, small_synth: Path, tmp_path: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV} | {"VHS_DATA": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "vhs.cli", *eval_argv(openai_spec(server), question_file, tmp_path / "r.parquet", tmp_path / "c.sqlite", small_synth, "--concurrency", "2")]
+    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV} | {
+        "VHS_DATA": str(tmp_path / "data"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "vhs.cli",
+        *eval_argv(
+            openai_spec(server), question_file, tmp_path / "r.parquet", tmp_path / "c.sqlite", small_synth, "--concurrency", "2"
+        ),
+    ]
     # as at a terminal: a shell without job control starts background jobs with SIGINT ignored, which Python keeps
-    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def _wait_for_requests(server: FakeAPIServer, count: int) -> None:
@@ -198,7 +259,9 @@ def _wait_for_requests(server: FakeAPIServer, count: int) -> None:
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
-def test_one_interrupt_sends_nothing_queued_and_exits_130(stop: signal.Signals, small_catalog: Catalog, small_synth: Path, tmp_path: Path) -> None:
+def test_one_interrupt_sends_nothing_queued_and_exits_130(
+    stop: signal.Signals, small_catalog: Catalog, small_synth: Path, tmp_path: Path
+) -> None:
     qfile = tmp_path / "q.jsonl"
     total = qs.write_jsonl(qs.build_question_set(small_catalog, "single", (2,), 40, 0, progress=False), qfile)
     with fake_api("Yes") as server:
@@ -213,7 +276,10 @@ def test_one_interrupt_sends_nothing_queued_and_exits_130(stop: signal.Signals, 
     with sqlite3.connect(tmp_path / "c.sqlite") as db:
         cached = db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
     assert cached == len(server.captured)  # every call that went out was answered into the cache
-    assert err.strip().splitlines()[-1] == f"vhs: openai:gpt-4o: interrupted: {cached} of {total} answers are cached; the same command resumes from them"
+    assert (
+        err.strip().splitlines()[-1]
+        == f"vhs: openai:gpt-4o: interrupted: {cached} of {total} answers are cached; the same command resumes from them"
+    )
     assert "Traceback" not in err and not (tmp_path / "r.parquet").exists()
 
 
@@ -239,14 +305,18 @@ def test_malformed_replies_are_error_rows_and_the_run_goes_on(questions: list[di
     no_choices = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "gpt-4o", "choices": []})
     cache = ResponseCache(env / "c.sqlite")
     with fake_api("Yes") as server:
-        server.script.extend([Scripted(body="{not json"), Scripted(body=no_choices), Scripted(429, headers={"Retry-After": "soon"})])
+        server.script.extend(
+            [Scripted(body="{not json"), Scripted(body=no_choices), Scripted(429, headers={"Retry-After": "soon"})]
+        )
         table = evaluate(openai_spec(server), questions[:4], cache, RunOptions(data=small_synth, retry=FAST, concurrency=1))
     assert table["status"].tolist() == ["error", "error", "ok", "ok"]
     assert table["raw"][0].startswith("JSONDecodeError: ") and table["raw"][1] == "openai: the response holds no choices"
     assert len(server.captured) == 5 and cache.count() == 2  # the 429 retried once; errors never cached
 
 
-def test_a_corrupt_image_is_an_error_row_naming_it(questions: list[dict], small_catalog: Catalog, small_synth: Path, env: Path) -> None:
+def test_a_corrupt_image_is_an_error_row_naming_it(
+    questions: list[dict], small_catalog: Catalog, small_synth: Path, env: Path
+) -> None:
     data = env / "synth"
     shutil.copytree(small_synth, data)
     broken_id = questions[0]["image_ids"][0]
@@ -255,7 +325,9 @@ def test_a_corrupt_image_is_an_error_row_naming_it(questions: list[dict], small_
     with fake_api("Yes") as server:
         table = evaluate(openai_spec(server), questions[:3], ResponseCache(env / "c.sqlite"), RunOptions(data=data, retry=FAST))
     assert table["status"].tolist()[0] == "error" and str(broken) in table["raw"][0]
-    assert set(table["status"][1:]) <= {"ok", "error"} and (table["status"] == "ok").sum() == sum(broken_id not in q["image_ids"] for q in questions[:3])
+    assert set(table["status"][1:]) <= {"ok", "error"} and (table["status"] == "ok").sum() == sum(
+        broken_id not in q["image_ids"] for q in questions[:3]
+    )
 
 
 def test_a_corrupt_or_empty_encoded_jpeg_is_encoded_again(small_catalog: Catalog, tmp_path: Path) -> None:
@@ -282,15 +354,24 @@ def test_retry_after_is_capped_jittered_and_reported() -> None:
 
     with pytest.raises(TransientError) as raised:
         call_with_retries(always_busy, policy, sleep=waits.append, rng=rng)
-    assert waits == [60.0] and str(raised.value) == "429 slow down (after 2 attempts) (the provider asked to wait 90 s; waits are capped at 60 s)"
+    assert (
+        waits == [60.0]
+        and str(raised.value) == "429 slow down (after 2 attempts) (the provider asked to wait 90 s; waits are capped at 60 s)"
+    )
 
 
-def test_a_dead_endpoint_trips_the_circuit_breaker(questions: list[dict], small_synth: Path, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_dead_endpoint_trips_the_circuit_breaker(
+    questions: list[dict], small_synth: Path, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    table = evaluate(f"openai:gpt-4o@http://127.0.0.1:{port}/v1", questions, ResponseCache(env / "c.sqlite"),
-                     RunOptions(data=small_synth, retry=FAST, concurrency=1, max_unreachable=7))
+    table = evaluate(
+        f"openai:gpt-4o@http://127.0.0.1:{port}/v1",
+        questions,
+        ResponseCache(env / "c.sqlite"),
+        RunOptions(data=small_synth, retry=FAST, concurrency=1, max_unreachable=7),
+    )
     # questions 1 and 2 fail their 3 attempts; the 7th failed attempt (question 3's first) stops the run
     assert table["status"].tolist() == ["error", "error"] + ["not_run"] * 6
     assert table["raw"][0].startswith("APIConnectionError: Connection error. (after 3 attempts)")
@@ -324,7 +405,13 @@ def _bad_lines(tmp_path: Path, lines: list[str]) -> Path:
     ],
 )
 def test_bad_input_is_one_line_and_exit_2_before_any_call(
-    case: str, message: str, questions: list[dict], question_file: Path, small_synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    case: str,
+    message: str,
+    questions: list[dict],
+    question_file: Path,
+    small_synth: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     log = tmp_path / "calls.log"
     out, cache, qfile, extra = tmp_path / "r.parquet", tmp_path / "c.sqlite", question_file, []
@@ -341,8 +428,13 @@ def test_bad_input_is_one_line_and_exit_2_before_any_call(
     elif case == "empty-file":
         qfile = _bad_lines(tmp_path, [])
     elif case.startswith(("limit", "max-attempts", "concurrency")):
-        flag, value = {"limit-0": ("--limit", "0"), "limit-negative": ("--limit", "-1"), "max-attempts-0": ("--max-attempts", "0"),
-                       "concurrency-0": ("--concurrency", "0"), "concurrency-negative": ("--concurrency", "-2")}[case]
+        flag, value = {
+            "limit-0": ("--limit", "0"),
+            "limit-negative": ("--limit", "-1"),
+            "max-attempts-0": ("--max-attempts", "0"),
+            "concurrency-0": ("--concurrency", "0"),
+            "concurrency-negative": ("--concurrency", "-2"),
+        }[case]
         extra = [flag, value]
     elif case == "cache-is-dir":
         cache = tmp_path
@@ -355,7 +447,9 @@ def test_bad_input_is_one_line_and_exit_2_before_any_call(
 
 
 @pytest.mark.parametrize("content", [b"", b"PAR1 this is not parquet", "frame"])
-def test_report_on_something_that_is_not_results_is_one_line(content: bytes | str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_report_on_something_that_is_not_results_is_one_line(
+    content: bytes | str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     path = tmp_path / "r.parquet"
     if content == "frame":
         pd.DataFrame({"a": [1, 2]}).to_parquet(path)
@@ -366,7 +460,9 @@ def test_report_on_something_that_is_not_results_is_one_line(content: bytes | st
     assert code == 2 and len(lines) == 1 and str(path) in lines[0]
 
 
-def test_report_on_an_empty_results_table_is_one_line(question_file: Path, small_synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_report_on_an_empty_results_table_is_one_line(
+    question_file: Path, small_synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     assert main(eval_argv("always-yes", question_file, tmp_path / "r.parquet", tmp_path / "c.sqlite", small_synth)) == 0
     pd.read_parquet(tmp_path / "r.parquet").iloc[:0].to_parquet(tmp_path / "empty.parquet")
     capsys.readouterr()
@@ -391,7 +487,10 @@ def test_a_key_in_a_spec_reaches_no_artefact(small_synth: Path, env: Path) -> No
     work = env / "work"
     (work / "data").mkdir(parents=True)
     shutil.copytree(small_synth, work / "data" / "synth" / "eval")
-    process_env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV} | {"VHS_DATA": str(work / "data"), "MPLBACKEND": "Agg"}
+    process_env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV} | {
+        "VHS_DATA": str(work / "data"),
+        "MPLBACKEND": "Agg",
+    }
     notebook = work / "book" / "chapter.ipynb"
     notebook.parent.mkdir()
     (work / "book" / "_config.yml").write_text('title: t\nexecute:\n  execute_notebooks: "off"\n')
@@ -400,16 +499,78 @@ def test_a_key_in_a_spec_reaches_no_artefact(small_synth: Path, env: Path) -> No
         model = openai_spec(server, f"api_key={SECRET}")
         qfile = work / "q.jsonl"
         vhs = [sys.executable, "-m", "vhs.cli"]
-        subprocess.run([*vhs, "questions", "--data", str(work / "data" / "synth" / "eval"), "--sizes", "2", "--per-size", "2", "--out", str(qfile)],
-                       cwd=work, env=process_env, check=True, capture_output=True)
-        subprocess.run([*vhs, "eval", "--model", model, "--questions", str(qfile), "--out", str(work / "r.parquet")],
-                       cwd=work, env=process_env, check=True, capture_output=True)
-        subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--to", "ipynb", "--output", str(work / "in.ipynb"), str(REPO / "notebooks" / "02_commercial_models.py")],
-                       check=True, env=process_env)
-        subprocess.run([sys.executable, "-m", "papermill", "--kernel", "python3", "--cwd", str(work), str(work / "in.ipynb"), str(notebook),
-                        "-p", "models", model, "-p", "sizes", "1,2", "-p", "per_size", "2"], check=True, env=process_env, capture_output=True)
+        subprocess.run(
+            [
+                *vhs,
+                "questions",
+                "--data",
+                str(work / "data" / "synth" / "eval"),
+                "--sizes",
+                "2",
+                "--per-size",
+                "2",
+                "--out",
+                str(qfile),
+            ],
+            cwd=work,
+            env=process_env,
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [*vhs, "eval", "--model", model, "--questions", str(qfile), "--out", str(work / "r.parquet")],
+            cwd=work,
+            env=process_env,
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "jupytext",
+                "--quiet",
+                "--to",
+                "ipynb",
+                "--output",
+                str(work / "in.ipynb"),
+                str(REPO / "notebooks" / "02_commercial_models.py"),
+            ],
+            check=True,
+            env=process_env,
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "papermill",
+                "--kernel",
+                "python3",
+                "--cwd",
+                str(work),
+                str(work / "in.ipynb"),
+                str(notebook),
+                "-p",
+                "models",
+                model,
+                "-p",
+                "sizes",
+                "1,2",
+                "-p",
+                "per_size",
+                "2",
+            ],
+            check=True,
+            env=process_env,
+            capture_output=True,
+        )
     subprocess.run([*vhs, "redact", str(notebook)], check=True, env=process_env)
-    subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", "--quiet", str(work / "book")], check=True, env=process_env, capture_output=True)
+    subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter-book"), "build", "--quiet", str(work / "book")],
+        check=True,
+        env=process_env,
+        capture_output=True,
+    )
     assert len(server.captured) > 2 and pd.read_parquet(work / "r.parquet")["model"].tolist() == ["openai:gpt-4o"] * 2
     artefacts = [p for p in work.rglob("*") if p.is_file() and not p.is_relative_to(work / "data" / "synth")]
     assert {p.suffix for p in artefacts} >= {".parquet", ".sqlite", ".csv", ".ipynb", ".html"}
@@ -426,8 +587,18 @@ def test_two_processes_on_one_cache_pay_once_for_each_question(small_catalog: Ca
     log, cache = tmp_path / "calls.log", tmp_path / "c.sqlite"
     model = f"tests.fake_backends.CountingBackend?delay=0.05&log={log}"
     runs = [
-        subprocess.Popen([sys.executable, "-m", "vhs.cli", *eval_argv(model, qfile, tmp_path / f"r{n}.parquet", cache, small_synth, "--concurrency", "2")],
-                         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vhs.cli",
+                *eval_argv(model, qfile, tmp_path / f"r{n}.parquet", cache, small_synth, "--concurrency", "2"),
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for n in range(2)
     ]
     errors = [run.communicate(timeout=120)[1] for run in runs]
@@ -442,7 +613,9 @@ def test_two_processes_on_one_cache_pay_once_for_each_question(small_catalog: Ca
 def test_a_claim_by_a_live_owner_holds_and_a_dead_owners_is_taken_over(tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path / "c.sqlite")
     host = socket.gethostname()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert cache.claim("k1", f"{host}:{os.getpid()}:other") == "claimed"
     assert cache.claim("k1", f"{host}:{os.getpid()}:mine") == "held"
     assert cache.claim("k2", f"{host}:{dead}:gone") == "claimed"
@@ -458,4 +631,3 @@ def test_a_locked_database_is_waited_for_not_raised(tmp_path: Path) -> None:
     threading.Timer(0.6, lambda: holder.execute("COMMIT")).start()
     cache.put("k", {"backend": "b", "model": "m"}, Reply("Yes"), 0.1)
     assert cache.get("k")[0].text == "Yes"
-

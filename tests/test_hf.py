@@ -9,11 +9,11 @@ from PIL import Image
 
 pytest.importorskip("transformers")
 
-from vhs.cli import main  # noqa: E402
-from vhs.models.base import ImageRef, Request  # noqa: E402
-from vhs.models.caption import CaptionBackend  # noqa: E402
-from vhs.models.hf import HFBackend  # noqa: E402
-from vhs.models.hf_random import TINY, Sizes, write_llava, write_text_lm  # noqa: E402
+from vhs.cli import main
+from vhs.models.caption import CaptionBackend
+from vhs.models.hf import HFBackend
+from vhs.models.hf_random import TINY, Sizes, write_llava, write_text_lm
+from vhs.protocol import ImageRef, Request
 
 CONTEXT = 64  # small enough that a handful of 4-token images fill it
 
@@ -22,7 +22,10 @@ CONTEXT = 64  # small enough that a handful of 4-token images fill it
 def models(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("hf")
     sizes = Sizes(**{**TINY.__dict__, "context": CONTEXT})
-    return {"llava": write_llava(root / "llava", sizes), "lm": write_text_lm(root / "lm", Sizes(**{**TINY.__dict__, "context": 512}))}
+    return {
+        "llava": write_llava(root / "llava", sizes),
+        "lm": write_text_lm(root / "lm", Sizes(**{**TINY.__dict__, "context": 512})),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -47,23 +50,34 @@ def test_prompt_puts_images_first_in_haystack_order_then_the_question(llava, ima
     seen = []
     hook = llava.model.model.vision_tower.register_forward_hook(lambda module, args, kwargs_out: seen.append(args[0].clone()))
     try:
-        llava.generate_batch([Request("Is there a dog?", {}, tuple(images[2:5]))])
+        llava.generate_batch([Request("Is there a dog?", tuple(images[2:5]))])
     finally:
         hook.remove()
-    expected = llava.processor.image_processor([Image.open(i.path).convert("RGB") for i in images[2:5]], return_tensors="pt")["pixel_values"]
+    expected = llava.processor.image_processor([Image.open(i.path).convert("RGB") for i in images[2:5]], return_tensors="pt")[
+        "pixel_values"
+    ]
     assert torch.allclose(seen[0], expected)
 
 
 def test_context_rule_admits_exactly_the_images_that_fit(llava, images):
-    request = lambda n: Request("Is there a dog?", {}, tuple(images[:n]))  # noqa: E731
+    request = lambda n: Request("Is there a dog?", tuple(images[:n]))  # noqa: E731
     fits = [n for n in range(1, 12) if llava.prompt_tokens(request(n)) <= CONTEXT]
-    real = [n for n in range(1, 12) if len(llava.processor(text=[llava.chat("Is there a dog?", n)], images=[Image.open(i.path).convert("RGB") for i in images[:n]])["input_ids"][0]) <= CONTEXT]
+    real = [
+        n
+        for n in range(1, 12)
+        if len(
+            llava.processor(
+                text=[llava.chat("Is there a dog?", n)], images=[Image.open(i.path).convert("RGB") for i in images[:n]]
+            )["input_ids"][0]
+        )
+        <= CONTEXT
+    ]
     assert llava.limits.context_tokens == CONTEXT
     assert fits == real == list(range(1, 11))  # 5 tokens per image (4 patches + newline) beside 14 others: (64 - 14) // 5
 
 
 def test_greedy_answers_are_deterministic_and_batching_does_not_change_them(models, llava, images):
-    requests = [Request("Is there a dog?", {}, tuple(images[:2])), Request("Yes or No?", {}, (images[5],))]
+    requests = [Request("Is there a dog?", tuple(images[:2])), Request("Yes or No?", (images[5],))]
     again = HFBackend(str(models["llava"]), max_new_tokens="4")
     assert [r.text for r in llava.generate_batch(requests)] == [r.text for r in again.generate_batch(requests)]
     assert [llava.generate(r).text for r in requests] == [r.text for r in llava.generate_batch(requests)]
@@ -79,8 +93,14 @@ def test_missing_model_is_a_one_line_error(tmp_path):
 
 
 def test_caption_baseline_captions_each_image_once_and_numbers_them_in_order(models, images, tmp_path):
-    backend = CaptionBackend(str(models["llava"]), llm=f"hf:{models['lm']}", cache=str(tmp_path / "captions.sqlite"), batch_size="4", caption_tokens="5")
-    haystacks = [Request("Q1?", {}, tuple(images[:3])), Request("Q2?", {}, (images[2], images[0], images[6]))]
+    backend = CaptionBackend(
+        str(models["llava"]),
+        llm=f"hf:{models['lm']}",
+        cache=str(tmp_path / "captions.sqlite"),
+        batch_size="4",
+        caption_tokens="5",
+    )
+    haystacks = [Request("Q1?", tuple(images[:3])), Request("Q2?", (images[2], images[0], images[6]))]
     calls = []
     original = backend.captioner.generate_batch
     backend.captioner.generate_batch = lambda requests: calls.append(len(requests)) or original(requests)
@@ -88,14 +108,22 @@ def test_caption_baseline_captions_each_image_once_and_numbers_them_in_order(mod
     assert sum(calls) == 4  # images 0, 1, 2, 6: each captioned once
     captions = backend.captions(haystacks[1].images)
     assert backend.llm_request(haystacks[1]).prompt == "\n".join(f"Image {n}: {c}" for n, c in enumerate(captions, 1)) + "\nQ2?"
-    fresh = CaptionBackend(str(models["llava"]), llm=f"hf:{models['lm']}", cache=str(tmp_path / "captions.sqlite"), batch_size="4", caption_tokens="5")
+    fresh = CaptionBackend(
+        str(models["llava"]),
+        llm=f"hf:{models['lm']}",
+        cache=str(tmp_path / "captions.sqlite"),
+        batch_size="4",
+        caption_tokens="5",
+    )
     fresh.captioner.generate_batch = lambda requests: pytest.fail("a cached caption was computed again")
     assert fresh.captions(haystacks[1].images) == captions
 
 
 def test_caption_baseline_enforces_the_llms_context(models, images, tmp_path):
-    backend = CaptionBackend(str(models["llava"]), llm=f"hf:{models['lm']}?context=60", cache=str(tmp_path / "c.sqlite"), caption_tokens="5")
-    short, long = Request("Q?", {}, (images[0],)), Request("Q?", {}, tuple(images[:10]))
+    backend = CaptionBackend(
+        str(models["llava"]), llm=f"hf:{models['lm']}?context=60", cache=str(tmp_path / "c.sqlite"), caption_tokens="5"
+    )
+    short, long = Request("Q?", (images[0],)), Request("Q?", tuple(images[:10]))
     assert backend.prompt_tokens(short) <= 60 < backend.prompt_tokens(long)
 
 
@@ -103,7 +131,19 @@ def test_vhs_eval_runs_a_tiny_llava_end_to_end(models, small_synth, tmp_path):
     questions = tmp_path / "q.jsonl"
     assert main(["questions", "--sizes", "1,2,10", "--per-size", "2", "--out", str(questions), "--data", str(small_synth)]) == 0
     out = tmp_path / "r.parquet"
-    args = ["eval", "--model", f"hf:{models['llava']}?max_new_tokens=2", "--questions", str(questions), "--out", str(out), "--cache", str(tmp_path / "c.sqlite"), "--data", str(small_synth)]
+    args = [
+        "eval",
+        "--model",
+        f"hf:{models['llava']}?max_new_tokens=2",
+        "--questions",
+        str(questions),
+        "--out",
+        str(out),
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+        "--data",
+        str(small_synth),
+    ]
     assert main(args) == 0
     import pandas as pd
 

@@ -40,8 +40,16 @@ def test_clustered_interval_is_wider_when_answers_move_together() -> None:
 def rows(model: str, size: int, statuses: list[str], correct: list[bool], qids: list[str] | None = None) -> list[dict]:
     qids = qids or [f"q{i}" for i in range(len(statuses))]
     return [
-        {"model": model, "mode": "single", "size": size, "qid": q, "status": s, "correct": c, "correct_lenient": c or s == "unparsed",
-         "parsed": None if s != "ok" else ("yes" if c else "no")}
+        {
+            "model": model,
+            "mode": "single",
+            "size": size,
+            "qid": q,
+            "status": s,
+            "correct": c,
+            "correct_lenient": c or s == "unparsed",
+            "parsed": None if s != "ok" else ("yes" if c else "no"),
+        }
         for q, s, c in zip(qids, statuses, correct)
     ]
 

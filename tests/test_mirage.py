@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 import torch
 
+from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.catalog import Catalog
-from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import RunOptions, evaluate
 from vhs.mirage.compressor import Attention
 from vhs.mirage.model import Mirage, MirageConfig
 from vhs.mirage.retriever import Retriever, select
 from vhs.mirage.store import FeatureStore
 from vhs.mirage.train import NOISE_FRACTION, caption_alignment, relevance_loss, slot_targets, with_noise
-from vhs.models.base import ImageRef
 from vhs.models.mirage import MirageBackend
-from vhs.synth_models.train import train_model
+from vhs.protocol import ImageRef
+from vhs.training import train_model
 
 torch.set_num_threads(2)
 
@@ -30,7 +30,13 @@ def runs(small_catalog: Catalog, tmp_path_factory: pytest.TempPathFactory) -> Pa
     root = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VHS_DATA", str(tmp_path_factory.mktemp("data")))  # the held-out split is generated here
-        for name, steps in (("synth-clip", 20), ("synth-captioner", 10), ("synth-caption", 16), ("mirage", 24), ("mirage-query", 20)):
+        for name, steps in (
+            ("synth-clip", 20),
+            ("synth-captioner", 10),
+            ("synth-caption", 16),
+            ("mirage", 24),
+            ("mirage-query", 20),
+        ):
             train_model(name, root / name, steps=steps, seed=0, catalog=small_catalog)
     return root
 
@@ -91,15 +97,20 @@ def test_qformer_attention_is_torch_multihead_attention_with_its_parameters() ->
     torch.manual_seed(0)
     attention = Attention(16, 4)
     assert list(attention.state_dict()) == list(reference.state_dict())  # checkpoints keep their layout
-    assert all(torch.equal(a, b) for a, b in zip(attention.state_dict().values(), reference.state_dict().values(), strict=True))  # and their initialisation
+    assert all(
+        torch.equal(a, b) for a, b in zip(attention.state_dict().values(), reference.state_dict().values(), strict=True)
+    )  # and their initialisation
     queries, context = torch.randn(5, 3, 16, requires_grad=True), torch.randn(5, 7, 16)
     ignored = torch.zeros(5, 7, dtype=torch.bool)
     ignored[1, 4:] = ignored[3, 6:] = True
     for mask in (None, ignored):
-        ours, theirs = attention(queries, context, mask), reference(queries, context, context, key_padding_mask=mask, need_weights=False)[0]
+        ours, theirs = (
+            attention(queries, context, mask),
+            reference(queries, context, context, key_padding_mask=mask, need_weights=False)[0],
+        )
         assert torch.allclose(ours, theirs, atol=1e-6)
-        ours_grad, = torch.autograd.grad(ours.pow(2).sum(), queries)
-        theirs_grad, = torch.autograd.grad(theirs.pow(2).sum(), queries)
+        (ours_grad,) = torch.autograd.grad(ours.pow(2).sum(), queries)
+        (theirs_grad,) = torch.autograd.grad(theirs.pow(2).sum(), queries)
         assert torch.allclose(ours_grad, theirs_grad, atol=1e-5)
 
 
@@ -114,7 +125,10 @@ def test_an_unpadded_question_scores_as_one_with_an_all_true_mask() -> None:
 @pytest.mark.parametrize("compression", ["image", "query"])
 def test_chunked_scoring_equals_unchunked(compression: str) -> None:
     torch.manual_seed(0)
-    chunked, whole = Mirage(MirageConfig(compression=compression, chunk=64)).eval(), Mirage(MirageConfig(compression=compression, chunk=10_000)).eval()
+    chunked, whole = (
+        Mirage(MirageConfig(compression=compression, chunk=64)).eval(),
+        Mirage(MirageConfig(compression=compression, chunk=10_000)).eval(),
+    )
     whole.load_state_dict(chunked.state_dict())
     features, question = torch.randn(300, 64, 96), [5, 6, 7]
     with torch.no_grad():
@@ -180,7 +194,9 @@ def test_save_then_load_gives_identical_outputs(runs: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("name", ["mirage", "mirage-query"])
-def test_eval_reports_the_kept_images_and_needle_recall_and_the_cache_keeps_them(runs: Path, small_catalog: Catalog, tmp_path: Path, name: str) -> None:
+def test_eval_reports_the_kept_images_and_needle_recall_and_the_cache_keeps_them(
+    runs: Path, small_catalog: Catalog, tmp_path: Path, name: str
+) -> None:
     questions = list(qs.build_question_set(small_catalog, "single", (1, 30), 4, 0, progress=False))
     questions += list(qs.build_question_set(small_catalog, "multi", (30,), 2, 0, progress=False))
     cache = ResponseCache(tmp_path / "cache.sqlite")

@@ -11,13 +11,13 @@ import torch
 
 pytest.importorskip("transformers")
 
-from vhs.data import questions as qs  # noqa: E402
-from vhs.data.catalog import Catalog  # noqa: E402
-from vhs.eval.cache import ResponseCache  # noqa: E402
-from vhs.eval.runner import RunOptions, evaluate  # noqa: E402
-from vhs.mirage.hub import HubMirage, HubMirageConfig  # noqa: E402
-from vhs.models.hf_random import TINY, Sizes, write_clip_vision, write_text_lm  # noqa: E402
-from vhs.synth_models.train import train_model  # noqa: E402
+from vhs.cache import ResponseCache
+from vhs.data import questions as qs
+from vhs.data.catalog import Catalog
+from vhs.eval.runner import RunOptions, evaluate
+from vhs.mirage.hub import HubMirage, HubMirageConfig
+from vhs.models.hf_random import TINY, Sizes, write_clip_vision, write_text_lm
+from vhs.training import train_model
 
 QUERIES = 4
 
@@ -28,7 +28,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> HubMirageConfig:
     root = tmp_path_factory.mktemp("hub")
     vision = write_clip_vision(root / "clip")
     lm = write_text_lm(root / "lm", Sizes(**{**TINY.__dict__, "context": 512}))
-    return HubMirageConfig(vision=str(vision), lm=str(lm), queries=QUERIES, qformer_layers=2, qformer_heads=2, retriever_heads=2, chunk=7)
+    return HubMirageConfig(
+        vision=str(vision), lm=str(lm), queries=QUERIES, qformer_layers=2, qformer_heads=2, retriever_heads=2, chunk=7
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +53,13 @@ def test_features_are_clips_second_to_last_layer_without_cls(hub: HubMirageConfi
     assert features.shape == (3, 4, 32) and features.dtype == torch.float16
     from PIL import Image
 
-    pixels = CLIPImageProcessor.from_pretrained(hub.vision)(images=[Image.open(p).convert("RGB") for p in image_paths(small_catalog, 3)], return_tensors="pt")["pixel_values"]
+    pixels = CLIPImageProcessor.from_pretrained(hub.vision)(
+        images=[Image.open(p).convert("RGB") for p in image_paths(small_catalog, 3)], return_tensors="pt"
+    )["pixel_values"]
     hidden = CLIPVisionModel.from_pretrained(hub.vision)(pixels, output_hidden_states=True).hidden_states
-    assert torch.allclose(features.float(), hidden[-2][:, 1:], atol=1e-2) and not torch.allclose(features.float(), hidden[-1][:, 1:], atol=1e-2)
+    assert torch.allclose(features.float(), hidden[-2][:, 1:], atol=1e-2) and not torch.allclose(
+        features.float(), hidden[-1][:, 1:], atol=1e-2
+    )
 
 
 def test_the_lm_reads_each_image_in_order_inside_its_chat_template(hub: HubMirageConfig) -> None:
@@ -65,7 +71,9 @@ def test_the_lm_reads_each_image_in_order_inside_its_chat_template(hub: HubMirag
     pieces = model.frame_ids(2)
     text = [*pieces[0], *words[0], *pieces[1], *words[1], *pieces[2], *question, *pieces[3]]
     assert model.lm_tokens(2, question) == len(text)
-    template = model.hf_tokenizer.apply_chat_template([{"role": "user", "content": "x"}], add_generation_prompt=True, tokenize=False)
+    template = model.hf_tokenizer.apply_chat_template(
+        [{"role": "user", "content": "x"}], add_generation_prompt=True, tokenize=False
+    )
     assert model.hf_tokenizer.decode(pieces[-1]) == template.split("x", 1)[1]  # the assistant turn comes last
     assert "Image 2: " in model.hf_tokenizer.decode(pieces[1]) and model.hf_tokenizer.decode(pieces[2]).endswith("Yes or No: ")
     with torch.no_grad():
@@ -99,7 +107,7 @@ def test_training_losses_fall_and_only_the_trained_parts_are_saved(trained: Path
     from safetensors import safe_open
 
     with safe_open(trained / "model.safetensors", "pt") as handle:
-        assert {key.split(".")[0] for key in handle.keys()} == {"qformer", "projector", "retriever"}  # no CLIP, no LM
+        assert {key.split(".")[0] for key in handle.keys()} == {"qformer", "projector", "retriever"}  # noqa: SIM118 (a safe_open handle is not iterable)
 
 
 def test_save_then_load_gives_identical_outputs(trained: Path, tmp_path: Path) -> None:

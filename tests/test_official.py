@@ -11,7 +11,11 @@ from vhs.errors import VhsError
 
 def same_content(ours: dict, theirs: dict) -> bool:
     keys = ("mode", "quantifier", "size", "num_needles", "question", "anchor", "target", "answer", "distractor_target_frac")
-    return all(ours[k] == theirs[k] for k in keys) and set(ours["needle_ids"]) == set(theirs["needle_ids"]) and set(ours["image_ids"]) == set(theirs["image_ids"])
+    return (
+        all(ours[k] == theirs[k] for k in keys)
+        and set(ours["needle_ids"]) == set(theirs["needle_ids"])
+        and set(ours["image_ids"]) == set(theirs["image_ids"])
+    )
 
 
 def test_export_then_import_keeps_every_question(small_catalog: Catalog, tmp_path: Path) -> None:
@@ -24,7 +28,10 @@ def test_export_then_import_keeps_every_question(small_catalog: Catalog, tmp_pat
         "multi_needle/visual_haystack_5.json",
     ]
     entry = json.loads(written[1].read_text())[0]
-    assert entry["conversations"] == [{"from": "human", "value": single[4]["question"]}, {"from": "gpt", "value": single[4]["answer"]}]
+    assert entry["conversations"] == [
+        {"from": "human", "value": single[4]["question"]},
+        {"from": "gpt", "value": single[4]["answer"]},
+    ]
     assert entry["pos_image"] == [small_catalog.paths[small_catalog.rows_of(single[4]["needle_ids"])[0]]]
     assert len(entry["neg_image"]) == 9 and entry["pos_image"][0].startswith("images/")
     back = list(import_official(small_catalog, written[1], seed=0)) + list(import_official(small_catalog, written[2], seed=0))
@@ -33,7 +40,9 @@ def test_export_then_import_keeps_every_question(small_catalog: Catalog, tmp_pat
 
 
 def test_import_orders_by_our_seed(small_catalog: Catalog, tmp_path: Path) -> None:
-    written = export_official(small_catalog, qs.build_question_set(small_catalog, "single", (20,), 6, 0, progress=False), tmp_path)
+    written = export_official(
+        small_catalog, qs.build_question_set(small_catalog, "single", (20,), 6, 0, progress=False), tmp_path
+    )
     once, twice = list(import_official(small_catalog, written[0], 5)), list(import_official(small_catalog, written[0], 5))
     other = list(import_official(small_catalog, written[0], 6))
     assert once == twice
@@ -59,7 +68,17 @@ def test_import_a_hand_written_release_file(small_catalog: Catalog, tmp_path: Pa
 
 def test_import_errors_name_the_problem(small_catalog: Catalog, tmp_path: Path) -> None:
     path = tmp_path / "visual_haystack_2.json"
-    path.write_text(json.dumps([{"conversations": [{"value": "For the image with a red circle, is there a dog?"}, {"value": "no"}], "pos_image": ["val2017/000000000001.jpg"], "neg_image": []}]))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "conversations": [{"value": "For the image with a red circle, is there a dog?"}, {"value": "no"}],
+                    "pos_image": ["val2017/000000000001.jpg"],
+                    "neg_image": [],
+                }
+            ]
+        )
+    )
     with pytest.raises(VhsError, match="image 'val2017/000000000001.jpg' is not in data set 'synth'"):
         list(import_official(small_catalog, path, 0))
     with pytest.raises(VhsError, match="official question file not found"):

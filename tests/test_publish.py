@@ -22,7 +22,10 @@ def git(*args: str, cwd: Path) -> str:
 def make_publish(project: Path, remote: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["make", "-f", str(ROOT / "Makefile"), "publish", f"REMOTE={remote}", f"BIN={Path(sys.executable).parent}"],
-        cwd=project, capture_output=True, text=True, env={**os.environ, **IDENTITY},
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **IDENTITY},
     )
 
 

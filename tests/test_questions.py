@@ -6,6 +6,7 @@ import pytest
 
 from vhs.data import questions as qs
 from vhs.data.catalog import ABSENT, PRESENT, Catalog
+from vhs.data.kinds import KINDS, parse_question
 from vhs.errors import VhsError
 
 # sha256 of the single-needle set (sizes 1,5,20; 6 per size; seed 0) on the 400-scene fixture.
@@ -40,14 +41,28 @@ def test_a_size_does_not_depend_on_the_other_sizes_requested(small_catalog: Cata
 
 def test_record_fields_and_first_question(small_catalog: Catalog) -> None:
     q = build(small_catalog, sizes=(5,))[0]
-    assert set(q) >= {"qid", "mode", "size", "question", "anchor", "target", "answer", "image_ids", "needle_ids", "needle_positions", "seed"}
+    assert set(q) >= {
+        "qid",
+        "mode",
+        "size",
+        "question",
+        "anchor",
+        "target",
+        "answer",
+        "image_ids",
+        "needle_ids",
+        "needle_positions",
+        "seed",
+    }
     assert q["qid"] == "single-5-0000" and q["answer"] == "yes" and len(q["image_ids"]) == 5
-    assert q["question"] == qs.question_text("single", q["anchor"], q["target"])
+    assert q["question"] == KINDS["single"].text(q["anchor"], q["target"])
     assert [q["image_ids"][p] for p in q["needle_positions"]] == q["needle_ids"]
 
 
 def test_every_question_checks_out_against_the_annotations(small_catalog: Catalog) -> None:
-    questions = build(small_catalog, sizes=(1, 2, 10, 50), per_size=40) + build(small_catalog, mode="multi", sizes=(3, 10, 50), per_size=40)
+    questions = build(small_catalog, sizes=(1, 2, 10, 50), per_size=40) + build(
+        small_catalog, mode="multi", sizes=(3, 10, 50), per_size=40
+    )
     for q in questions:
         assert qs.check_question(small_catalog, q) == []
         assert qs.answer_from_annotations(small_catalog, q) == q["answer"]  # the oracle scores 100%
@@ -61,7 +76,7 @@ def test_check_question_catches_a_wrong_answer_and_a_bad_distractor(small_catalo
     intruder = int(small_catalog.image_ids[(small_catalog.state[:, anchor] == PRESENT)][0])
     if intruder in q["needle_ids"]:
         intruder = int(small_catalog.image_ids[(small_catalog.state[:, anchor] == PRESENT)][1])
-    bad = {**q, "image_ids": q["image_ids"][:-1] + [intruder]}
+    bad = {**q, "image_ids": [*q["image_ids"][:-1], intruder]}
     assert any("shows the anchor" in p for p in qs.check_question(small_catalog, bad))
 
 
@@ -80,7 +95,7 @@ def test_balance_pairs_and_anchor_spread(small_catalog: Catalog) -> None:
 
 def test_distractors_may_hold_the_target(small_catalog: Catalog) -> None:
     questions = build(small_catalog, sizes=(50,), per_size=40)
-    assert 0 < sum(q["distractor_target_frac"] for q in questions)
+    assert sum(q["distractor_target_frac"] for q in questions) > 0
     for q in questions:
         target = small_catalog.category_index(q["target"])
         others = [i for i in q["image_ids"] if i not in q["needle_ids"]]
@@ -117,7 +132,12 @@ def test_size_larger_than_the_eligible_distractors_is_one_clear_error(small_cata
 
 @pytest.mark.parametrize(
     ("mode", "sizes", "per_size", "message"),
-    [("single", (5,), 3, "positive even number"), ("single", (0,), 2, "at least 1"), ("triple", (5,), 2, "unknown mode"), ("multi", (1,), 2, "cannot hold 2 needles")],
+    [
+        ("single", (5,), 3, "positive even number"),
+        ("single", (0,), 2, "at least 1"),
+        ("triple", (5,), 2, "unknown mode"),
+        ("multi", (1,), 2, "cannot hold 2 needles"),
+    ],
 )
 def test_bad_requests(small_catalog: Catalog, mode: str, sizes: tuple, per_size: int, message: str) -> None:
     with pytest.raises(VhsError, match=message):
@@ -125,12 +145,15 @@ def test_bad_requests(small_catalog: Catalog, mode: str, sizes: tuple, per_size:
 
 
 def test_articles_and_question_parsing() -> None:
-    assert qs.question_text("single", "orange star", "apple") == "For the image with an orange star, is there an apple?"
-    assert qs.question_text("any", "traffic light", "hair drier") == "For all images with a traffic light, do any of them contain a hair drier?"
-    for kind in ("single", "all", "any"):
-        assert qs.parse_question(qs.question_text(kind, "umbrella", "red circle")) == (kind, "umbrella", "red circle")
+    assert KINDS["single"].text("orange star", "apple") == "For the image with an orange star, is there an apple?"
+    assert (
+        KINDS["any"].text("traffic light", "hair drier")
+        == "For all images with a traffic light, do any of them contain a hair drier?"
+    )
+    for kind in KINDS.values():
+        assert parse_question(kind.text("umbrella", "red circle")) == (kind, "umbrella", "red circle")
     with pytest.raises(VhsError, match="not a VHs question"):
-        qs.parse_question("Is there a dog?")
+        parse_question("Is there a dog?")
 
 
 def test_writing_is_atomic(small_catalog: Catalog, tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def test_area_and_bbox_count_visible_pixels_only() -> None:
     # objects of the same colour may touch, so compare the total, which occlusion makes exact
     assert sum(a["area"] for a in annotations) == object_pixels
     for a in annotations:
-        x, y, w, h = a["bbox"]
+        _x, _y, w, h = a["bbox"]
         assert 0 < a["area"] <= w * h
 
 

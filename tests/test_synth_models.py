@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+from vhs.cache import ResponseCache
 from vhs.cli import main
 from vhs.data import questions as qs
 from vhs.data.catalog import PRESENT, Catalog
+from vhs.data.kinds import with_article
 from vhs.data.profiles import SYNTH_EVAL, SynthSplit
 from vhs.errors import VhsError
-from vhs.eval.cache import ResponseCache
 from vhs.eval.runner import RunOptions, evaluate
-from vhs.models.base import ImageRef, Request
 from vhs.models.synth_caption import SynthCaptionBackend
+from vhs.protocol import ImageRef, Request
 from vhs.synth.scenes import write_synth_dataset
 from vhs.synth_models import data
 from vhs.synth_models.caption_lm import CaptionLMConfig, SynthCaptionLM, caption_names, read_captions
@@ -29,7 +30,7 @@ from vhs.synth_models.llava import ALIGN_WEIGHT, SynthLlava, alignment, frame, f
 from vhs.synth_models.lm import LMConfig, TinyLM, last_positions, question_starts
 from vhs.synth_models.tokenizer import Tokenizer
 from vhs.synth_models.training_questions import in_size_runs, training_questions
-from vhs.synth_models.train import train_model
+from vhs.training import train_model
 
 torch.set_num_threads(2)
 
@@ -48,7 +49,12 @@ def early_and_late(curve: list[float]) -> tuple[float, float]:
 
 
 def test_every_training_loss_falls(runs: Path) -> None:
-    phases = {"synth-clip": ["encoder", "align"], "synth-captioner": ["train"], "synth-caption": ["reading", "haystacks"], "synth-llava": ["align", "answer"]}
+    phases = {
+        "synth-clip": ["encoder", "align"],
+        "synth-captioner": ["train"],
+        "synth-caption": ["reading", "haystacks"],
+        "synth-llava": ["align", "answer"],
+    }
     for name, expected in phases.items():
         curves = json.loads((runs / name / "curve.json").read_text())
         assert list(curves) == expected
@@ -82,26 +88,37 @@ def test_save_then_load_gives_identical_outputs(runs: Path, small_catalog: Catal
     Clip.from_pretrained(runs / "synth-clip").save_pretrained(stale)
     saved = json.loads((stale / "config.json").read_text())
     (stale / "config.json").write_text(json.dumps({**saved, "config": {**saved["config"], "embed": 32}}))
-    with pytest.raises(VhsError, match="stale holds a synth-clip saved by another version of vhs .*retrain it with `vhs train synth-clip"):
+    with pytest.raises(
+        VhsError, match="stale holds a synth-clip saved by another version of vhs .*retrain it with `vhs train synth-clip"
+    ):
         Clip.from_pretrained(stale)
 
 
 def test_synth_llava_holds_exactly_three_images(runs: Path, small_catalog: Catalog, small_synth: Path, tmp_path: Path) -> None:
     questions = list(qs.build_question_set(small_catalog, "single", (1, 2, 3, 4, 5), 2, 0, progress=False))
-    table = evaluate(f"synth-llava:{runs / 'synth-llava'}", questions, ResponseCache(tmp_path / "c.sqlite"), RunOptions(data=small_synth))
+    table = evaluate(
+        f"synth-llava:{runs / 'synth-llava'}", questions, ResponseCache(tmp_path / "c.sqlite"), RunOptions(data=small_synth)
+    )
     status = table.groupby("size")["status"].agg(set).to_dict()
     assert all(status[size] <= {"ok", "unparsed"} for size in (1, 2, 3))
     assert status[4] == status[5] == {"not_answerable:context"}
     model = SynthLlava.from_pretrained(runs / "synth-llava")
     question = questions[0]["question"]
     assert model.tokens_needed(3, question) <= model.config.context < model.tokens_needed(4, question)
-    assert model.tokens_needed(10_000, question) == 10_000 * (64 + 4) + 2 + len(model.prompt_ids(question))  # "image 10000 :" counts as 4 words, like "image 1 :"
+    assert model.tokens_needed(10_000, question) == 10_000 * (64 + 4) + 2 + len(
+        model.prompt_ids(question)
+    )  # "image 10000 :" counts as 4 words, like "image 1 :"
 
 
-def test_every_synth_backend_answers_through_the_harness(runs: Path, small_catalog: Catalog, small_synth: Path, tmp_path: Path) -> None:
+def test_every_synth_backend_answers_through_the_harness(
+    runs: Path, small_catalog: Catalog, small_synth: Path, tmp_path: Path
+) -> None:
     questions = list(qs.build_question_set(small_catalog, "single", (1, 3, 20), 4, 0, progress=False))
     cache = ResponseCache(tmp_path / "c.sqlite")
-    for model in (f"synth-caption:{runs / 'synth-caption'}", f"clip-retrieve:{runs / 'synth-clip'}?reader={runs / 'synth-llava'}"):
+    for model in (
+        f"synth-caption:{runs / 'synth-caption'}",
+        f"clip-retrieve:{runs / 'synth-clip'}?reader={runs / 'synth-llava'}",
+    ):
         table = evaluate(model, questions, cache, RunOptions(data=small_synth))
         small = table[table["size"] <= 3]  # 20 captions may overflow the caption LM's window, as they should
         assert set(small["status"]) == {"ok"} and small["parsed"].notna().all(), model
@@ -120,7 +137,7 @@ def test_clip_retrieval_ranks_the_needle_first_on_an_easy_haystack(small_catalog
     rows = [*empty[:4], needle, *empty[4:9]]
     pixels = load_pixels(small_catalog, [small_catalog.root / small_catalog.paths[r] for r in rows])
     with torch.no_grad():
-        text = clip.encode_text(pad([Tokenizer().encode(qs.with_article(small_catalog.category_names[anchor]))]))[0]
+        text = clip.encode_text(pad([Tokenizer().encode(with_article(small_catalog.category_names[anchor]))]))[0]
         scores = clip.encode_image(to_float(pixels)) @ text
     assert int(scores.argmax()) == 4
 
@@ -150,13 +167,19 @@ def test_features_are_computed_once_per_encoder(small_catalog: Catalog) -> None:
     assert torch.equal(patch_features(encoders[0], small_catalog), first) and calls == []  # read back, not recomputed
     second = patch_features(encoders[1], small_catalog, progress=False)
     assert sum(calls) == len(small_catalog.image_ids) and not torch.allclose(second, first)
-    assert [p.name for p in small_catalog.root.glob("features-*.safetensors")] == [f"features-{encoder_digest(encoders[1])}.safetensors"]
+    assert [p.name for p in small_catalog.root.glob("features-*.safetensors")] == [
+        f"features-{encoder_digest(encoders[1])}.safetensors"
+    ]
 
 
 def test_a_patch_target_sums_every_object_covering_it() -> None:
     words = torch.randn(4, 3)  # three categories, then "nothing"
     targets = word_sums(torch.tensor([[[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]), words)
-    assert torch.allclose(targets[0, 0], words[0] + words[2]) and torch.equal(targets[0, 1], words[3]) and torch.equal(targets[0, 2], words[1])
+    assert (
+        torch.allclose(targets[0, 0], words[0] + words[2])
+        and torch.equal(targets[0, 1], words[3])
+        and torch.equal(targets[0, 2], words[1])
+    )
 
 
 def test_the_alignment_weighs_patches_that_show_an_object_as_much_as_empty_ones() -> None:
@@ -169,7 +192,9 @@ def test_the_alignment_weighs_patches_that_show_an_object_as_much_as_empty_ones(
     projected = targets.clone()
     projected[1:] += 1.0  # every empty patch off by 4
     assert torch.isclose(alignment(projected, presence, words), torch.tensor(ALIGN_WEIGHT * (0.0 + 4.0) / 2))
-    assert torch.isclose(alignment(targets[1:] + 1.0, presence[1:], words), torch.tensor(ALIGN_WEIGHT * 4.0 / 2))  # no object patch at all
+    assert torch.isclose(
+        alignment(targets[1:] + 1.0, presence[1:], words), torch.tensor(ALIGN_WEIGHT * 4.0 / 2)
+    )  # no object patch at all
 
 
 @pytest.mark.parametrize("max_grad_norm", [None, 1.0])
@@ -197,7 +222,9 @@ def test_training_batches_in_size_runs_share_one_haystack_size(small_catalog: Ca
     assert len({q["qid"] for q in ordered}) == len(ordered) and ordered == in_size_runs(questions, 8, seed=0)
 
 
-def test_patch_labels_follow_the_boxes_and_are_read_back_from_their_cache(small_catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_patch_labels_follow_the_boxes_and_are_read_back_from_their_cache(
+    small_catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
     labels = patch_labels(small_catalog)
     assert labels.dtype == torch.float32 and labels.shape == (len(small_catalog.image_ids), 64, len(small_catalog.category_names))
     image_level = labels.amax(1).numpy() > 0
@@ -235,7 +262,9 @@ def test_unknown_model_and_coco_profile_are_clear_errors(tmp_path: Path, capsys:
 def test_caption_threshold_balances_recall_and_specificity() -> None:
     logits = torch.tensor([[3.0, -1.5, -4.0], [-1.0, -5.0, -3.0]])
     present = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-    assert balanced_threshold(logits, present, torch.ones_like(present, dtype=torch.bool)) == -3.0  # lowest that keeps every negative out
+    assert (
+        balanced_threshold(logits, present, torch.ones_like(present, dtype=torch.bool)) == -3.0
+    )  # lowest that keeps every negative out
     known = torch.tensor([[True, False, True], [True, True, True]])  # with -1.5 unknown, -3.0 is still the first perfect cut
     assert balanced_threshold(logits, present, known) == -3.0
 
@@ -244,13 +273,18 @@ def test_questions_end_on_the_target_where_the_answer_is_read() -> None:
     tokenizer = Tokenizer()
     ids = tokenizer.question("For the image with a red circle, is there an orange star?")
     assert tokenizer.decode(ids[-1:]) == "orange star"
-    assert tokenizer.decode(tokenizer.question("For all images with a red circle, do any of them contain a blue square?")[-1:]) == "blue square"
+    assert (
+        tokenizer.decode(tokenizer.question("For all images with a red circle, do any of them contain a blue square?")[-1:])
+        == "blue square"
+    )
 
 
 def test_synth_caption_counts_a_haystack_too_long_to_number_without_captioning(runs: Path) -> None:
     backend = SynthCaptionBackend(str(runs / "synth-caption"))
-    images = tuple(ImageRef(i, Path(f"/nowhere/{i}.png"), f"{i:064x}", 0) for i in range(1000))  # unreadable: captioning them would fail
-    request = Request("prompt", {"question": "For the image with a red circle, is there a blue star?"}, images)
+    images = tuple(
+        ImageRef(i, Path(f"/nowhere/{i}.png"), f"{i:064x}", 0) for i in range(1000)
+    )  # unreadable: captioning them would fail
+    request = Request("prompt", images, question="For the image with a red circle, is there a blue star?", kind="single")
     assert backend.prompt_tokens(request) == 4000 > backend.limits.context_tokens
 
 
@@ -287,7 +321,9 @@ def test_a_reader_prompt_marks_its_question_from_the_question_word_on() -> None:
     tokenizer = Tokenizer()
     marker = tokenizer.ids["question"]
     assert question_starts([[5, marker, 7], [marker, 1, marker, 2]], marker).tolist() == [1, 2]  # the last one
-    captions = SynthCaptionLM(CaptionLMConfig(categories=["red circle", "blue star"])).prompt_ids(["a red circle", "nothing"], "For the image with a red circle, is there a blue star?")
+    captions = SynthCaptionLM(CaptionLMConfig(categories=["red circle", "blue star"])).prompt_ids(
+        ["a red circle", "nothing"], "For the image with a red circle, is there a blue star?"
+    )
     start = int(question_starts([captions], marker)[0])
     assert tokenizer.decode(captions[start:]) == "question : for the image with a red circle , is there a blue star"
 

@@ -18,17 +18,9 @@ import pandas as pd
 
 from vhs.metrics import SCORED
 from vhs.models.registry import parse_spec, public_spec, trained_here
+from vhs.paths import atomic_path
+from vhs.zoo import MODELS
 
-SYNTH_MODELS = ("synth-llava", "synth-caption", "clip-retrieve", "mirage", "mirage-query")
-# The coco profile's counterpart of each model trained here: (label, spec), or (label, None) if not built yet;
-# `{runs}` is the notebook's `runs` directory.
-COCO_COUNTERPARTS: dict[str, tuple[str, str | None]] = {
-    "synth-llava": ("LLaVA-v1.5-7B", "hf:llava-hf/llava-1.5-7b-hf?context=2048"),  # trained with 2,048 tokens: about 3 images
-    "synth-caption": ("Caption (LLaVA + Llama-3)", "caption:llava-hf/llava-1.5-7b-hf"),
-    "clip-retrieve": ("clip-retrieve", None),
-    "mirage": ("MIRAGE", "mirage:{runs}/coco-mirage"),
-    "mirage-query": ("MIRAGE (query-aware)", "mirage:{runs}/coco-mirage-query"),
-}
 LEDGER_COLUMNS = ("profile", "chapter", "model", "questions", "answered", "not_answerable", "errors", "not_run", "reason")
 
 
@@ -36,12 +28,13 @@ def model_specs(profile: str, names: str, runs: str = "runs") -> dict[str, str |
     """Label -> backend spec for a notebook's comma-separated `models` on `profile`; None: not available there."""
     specs: dict[str, str | None] = {}
     for name in (n.strip() for n in str(names).split(",") if n.strip()):
-        if name not in SYNTH_MODELS:
+        model = MODELS.get(name)
+        if model is None or not model.spec:
             specs[public_spec(name)] = name
         elif profile == "synth":
             specs[name] = trained_here(name, runs)
         else:
-            label, spec = COCO_COUNTERPARTS[name]
+            label, spec = model.coco
             specs[label] = _trained(spec.format(runs=runs)) if spec else None
     return specs
 
@@ -60,22 +53,22 @@ def record_run(results: pd.DataFrame, chapter: str, profile: str, ledger: str | 
     for model, group in results.groupby("model", sort=False):
         status = group["status"]
         skipped = group[status == "not_run"]
-        rows.append({
-            "profile": profile,
-            "chapter": chapter,
-            "model": model,
-            "questions": len(group),
-            "answered": int(status.isin(SCORED).sum()),
-            "not_answerable": int(status.str.startswith("not_answerable").sum()),
-            "errors": int((status == "error").sum()),
-            "not_run": len(skipped),
-            "reason": next((r for r in skipped["raw"] if isinstance(r, str) and r), ""),
-        })
+        rows.append(
+            {
+                "profile": profile,
+                "chapter": chapter,
+                "model": model,
+                "questions": len(group),
+                "answered": int(status.isin(SCORED).sum()),
+                "not_answerable": int(status.str.startswith("not_answerable").sum()),
+                "errors": int((status == "error").sum()),
+                "not_run": len(skipped),
+                "reason": next((r for r in skipped["raw"] if isinstance(r, str) and r), ""),
+            }
+        )
     path = Path(ledger) / f"{chapter}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    pd.DataFrame(rows, columns=list(LEDGER_COLUMNS)).to_csv(partial, index=False)
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        pd.DataFrame(rows, columns=list(LEDGER_COLUMNS)).to_csv(partial, index=False)
     return path
 
 

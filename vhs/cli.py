@@ -10,24 +10,25 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
+from vhs.cache import ResponseCache
 from vhs.data import questions as qs
-from vhs.data.catalog import DEFAULT_MIN_AREA_FRAC, Catalog
+from vhs.data.catalog import DEFAULT_MIN_AREA_FRAC
 from vhs.data.download import COCO_BASE_URL, fetch_coco
 from vhs.data.official import export_official, import_official
 from vhs.data.profiles import PROFILES, load_profile_catalog
 from vhs.errors import VhsError
-from vhs.eval.cache import ResponseCache
 from vhs.eval.retry import RetryPolicy
 from vhs.eval.runner import RunInterrupted, RunOptions, evaluate, write_results
 from vhs.metrics import SUMMARY_COLUMNS, summarize
 from vhs.models.registry import redact
-from vhs.paths import data_root
+from vhs.paths import data_root, write_atomically
 from vhs.synth.scenes import write_synth_dataset
+from vhs.zoo import trained
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,15 +71,6 @@ def _cmd_data_coco(args: argparse.Namespace) -> None:
     print(f"COCO 2017 ({', '.join(args.splits)}) ready under {args.root}")
 
 
-def _checked(catalog: Catalog, records: Iterator[dict]) -> Iterator[dict]:
-    """Pass records through, stopping at the first that disagrees with the annotations."""
-    for record in records:
-        problems = qs.check_question(catalog, record)
-        if problems:
-            raise VhsError(f"question check failed: {problems[0]}")
-        yield record
-
-
 def _cmd_questions(args: argparse.Namespace) -> None:
     catalog = load_profile_catalog(args.profile, args.data, args.min_area_frac, args.exclude)
     if args.import_official:
@@ -87,7 +79,7 @@ def _cmd_questions(args: argparse.Namespace) -> None:
         records = import_official(catalog, Path(args.import_official), args.seed)
     else:
         sizes = args.sizes or (qs.SINGLE_SIZES if args.mode == "single" else qs.MULTI_SIZES)
-        records = _checked(catalog, qs.build_question_set(catalog, args.mode, sizes, args.per_size, args.seed, args.needles))
+        records = qs.build_question_set(catalog, args.mode, sizes, args.per_size, args.seed, args.needles)
     if not args.out and not args.export_official:
         raise VhsError("nothing to write: give --out FILE.jsonl and/or --export-official DIR")
     if args.out:
@@ -100,7 +92,20 @@ def _cmd_questions(args: argparse.Namespace) -> None:
 
 
 def _print_summary(table: pd.DataFrame) -> None:
-    columns = ["model", "mode", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "compliance", "not_answerable", "errors", "truncated"]
+    columns = [
+        "model",
+        "mode",
+        "size",
+        "questions",
+        "scored",
+        "accuracy",
+        "ci_low",
+        "ci_high",
+        "compliance",
+        "not_answerable",
+        "errors",
+        "truncated",
+    ]
     summary = summarize(table)
     if summary["reasoning_tokens"].notna().any():  # reasoning models: the mean thinking spent per question
         columns.append("reasoning_tokens")
@@ -123,7 +128,9 @@ def _writable_file(path: Path) -> Path:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    options = RunOptions(args.concurrency, args.limit, args.position, RetryPolicy(max_attempts=args.max_attempts), args.data, args.max_requests)
+    options = RunOptions(
+        args.concurrency, args.limit, args.position, RetryPolicy(max_attempts=args.max_attempts), args.data, args.max_requests
+    )
     out = _writable_file(Path(args.out))
     questions = list(qs.read_jsonl(Path(args.questions)))
     if not questions:
@@ -149,7 +156,9 @@ def _read_results(path: Path) -> pd.DataFrame:
         raise VhsError(f"{path} is not a readable Parquet file ({type(exc).__name__})") from None
     missing = [c for c in SUMMARY_COLUMNS if c not in table.columns]
     if missing:
-        raise VhsError(f"{path} is not a vhs results table: it lacks {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+        raise VhsError(
+            f"{path} is not a vhs results table: it lacks {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}"
+        )
     if table.empty:
         raise VhsError(f"{path} holds no results")
     return table
@@ -168,15 +177,23 @@ def _cmd_redact(args: argparse.Namespace) -> None:
         text = path.read_text(encoding="utf-8")
         clean = redact(text)
         if clean != text:
-            partial = path.with_name(path.name + ".part")
-            partial.write_text(clean, encoding="utf-8")
-            partial.replace(path)
+            write_atomically(path, clean.encode("utf-8"))
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    if args.all == bool(args.name):
+        raise VhsError("give a model NAME with --out DIR, or --all with --runs DIR")
+    if args.all and args.profile != "synth":
+        raise VhsError("--all trains the synth profile's models; train the coco MIRAGE by name")
+    if args.name and not args.out:
+        raise VhsError(f"vhs train {args.name} needs --out DIR")
     from vhs.mirage.hub import HubMirageConfig
-    from vhs.synth_models.train import train_model  # torch is imported only by the commands that need it
+    from vhs.training import train_all, train_model  # torch is imported only by the commands that need it
 
+    if args.all:
+        done = train_all(Path(args.runs), args.steps, args.seed)
+        print(f"trained {', '.join(done)} under {args.runs}" if done else f"every model under {args.runs} is up to date")
+        return
     hub = HubMirageConfig(**{k: v for k, v in (("vision", args.vision), ("lm", args.lm)) if v})
     out = train_model(args.name, Path(args.out), args.steps, args.seed, profile=args.profile, hub=hub)
     print(f"trained {args.name} -> {out}")
@@ -208,11 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
     questions.add_argument("--mode", choices=qs.MODES, default="single")
     questions.add_argument("--sizes", type=_int_list, default=None, help="comma-separated haystack sizes (default: the paper's)")
     questions.add_argument("--per-size", type=int, default=1000, help="questions per size, even (default 1000, as the paper)")
-    questions.add_argument("--needles", type=_int_list, default=qs.DEFAULT_NEEDLE_COUNTS, help="multi mode: needle counts (default 2,3)")
+    questions.add_argument(
+        "--needles", type=_int_list, default=qs.DEFAULT_NEEDLE_COUNTS, help="multi mode: needle counts (default 2,3)"
+    )
     questions.add_argument("--seed", type=int, default=0)
     questions.add_argument("--out", default=None, help="output JSON-lines file")
-    questions.add_argument("--data", type=Path, default=None, help="data directory (default: the profile's place under $VHS_DATA)")
-    questions.add_argument("--min-area-frac", type=float, default=DEFAULT_MIN_AREA_FRAC, help="visibility threshold (default 0.01)")
+    questions.add_argument(
+        "--data", type=Path, default=None, help="data directory (default: the profile's place under $VHS_DATA)"
+    )
+    questions.add_argument(
+        "--min-area-frac", type=float, default=DEFAULT_MIN_AREA_FRAC, help="visibility threshold (default 0.01)"
+    )
     questions.add_argument("--exclude", type=_name_list, default=(), help="comma-separated categories never used")
     questions.add_argument("--export-official", default=None, metavar="DIR", help="also write the released benchmark's layout")
     questions.add_argument("--import-official", default=None, metavar="FILE", help="read a released visual_haystack_{N}.json")
@@ -232,16 +255,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(run=_cmd_eval)
 
     train = sub.add_parser("train", help="train a synth model on the CPU, or (--profile coco) MIRAGE on CLIP + a hub LM")
-    train.add_argument("name", help="synth-clip, synth-captioner, synth-caption, synth-llava, mirage or mirage-query")
+    train.add_argument("name", nargs="?", help=f"one of {', '.join(m.name for m in trained())}")
+    train.add_argument("--all", action="store_true", help="every model missing or older than the one it builds on, under --runs")
+    train.add_argument("--runs", default="runs", help="with --all: the checkpoints' root (default runs)")
     train.add_argument("--profile", choices=PROFILES, default="synth")
-    train.add_argument("--out", required=True, help="checkpoint directory (config.json, model.safetensors, curve.json)")
+    train.add_argument("--out", help="checkpoint directory (config.json, model.safetensors, curve.json)")
     train.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the model's)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--vision", help="coco MIRAGE: the CLIP vision tower (default openai/clip-vit-large-patch14-336)")
     train.add_argument("--lm", help="coco MIRAGE: the instruct LM (default Qwen/Qwen2.5-0.5B-Instruct)")
     train.set_defaults(run=_cmd_train)
 
-    scrub = sub.add_parser("redact", help="replace secret option values in model specs (?api_key=...) by *** in files, such as executed notebooks")
+    scrub = sub.add_parser(
+        "redact", help="replace secret option values in model specs (?api_key=...) by *** in files, such as executed notebooks"
+    )
     scrub.add_argument("files", nargs="+", help="text files to rewrite in place")
     scrub.set_defaults(run=_cmd_redact)
 

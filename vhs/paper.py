@@ -44,8 +44,8 @@ def paper_curve(model_spec: str, task: str = "single") -> pd.DataFrame:
 
 def paper_positions(source: str = "ICLR2025 Fig.4") -> pd.DataFrame:
     """The paper's needle-position accuracies from one source: `size`, `position` (the needle's
-index, or its depth bucket, a tenth of the haystack, above 10 images, as `note` says), `depth`
-(0 first … 1 last, as `vhs.metrics.needle_depth`), `accuracy`, `model`."""
+    index, or its depth bucket, a tenth of the haystack, above 10 images, as `note` says), `depth`
+    (0 first … 1 last, as `vhs.metrics.needle_depth`), `accuracy`, `model`."""
     table = paper_results()
     rows = table[(table["task"] == "position") & table["source"].str.startswith(source)].dropna(subset=["accuracy", "size"])
     rows = rows.assign(position=rows["position"].astype(int), size=rows["size"].astype(int))

@@ -1,5 +1,6 @@
 """The book's figures (seaborn/matplotlib). Each function returns a Figure and touches no global state."""
 
+import itertools
 from collections.abc import Iterable
 
 import matplotlib.pyplot as plt
@@ -40,9 +41,9 @@ def haystack_grid(catalog: Catalog, question: dict, columns: int = 10, max_image
 
 def category_frequencies(catalog: Catalog) -> Figure:
     """How many images show each category (visible instances only), sorted by frequency."""
-    counts = pd.DataFrame(
-        {"category": catalog.category_names, "images": (catalog.state == PRESENT).sum(axis=0)}
-    ).sort_values("images", ascending=False)
+    counts = pd.DataFrame({"category": catalog.category_names, "images": (catalog.state == PRESENT).sum(axis=0)}).sort_values(
+        "images", ascending=False
+    )
     fig, ax = plt.subplots(figsize=(10, max(3.0, 0.18 * len(counts))))
     sns.barplot(data=counts, y="category", x="images", color="#4c72b0", ax=ax)
     ax.set_xlabel(f"images where the category is visible (area >= {catalog.min_area_frac:.0%} of the image)")
@@ -61,7 +62,9 @@ def question_statistics(questions: pd.DataFrame) -> Figure:
     axes[0].set_ylim(0, 1)
     axes[0].set_title("answer balance")
     large = questions[questions["size"] >= 10]
-    deciles = pd.Series([10 * p // size for size, positions in zip(large["size"], large["needle_positions"]) for p in positions], dtype=int)
+    deciles = pd.Series(
+        [10 * p // size for size, positions in zip(large["size"], large["needle_positions"]) for p in positions], dtype=int
+    )
     sns.histplot(deciles, bins=10, binrange=(0, 10), color="#55a868", ax=axes[1])
     axes[1].set_xlabel("needle depth decile (0 = first tenth of the haystack)")
     axes[1].set_title("needle positions (sizes >= 10)")
@@ -139,14 +142,16 @@ def accuracy_vs_position(summary: pd.DataFrame, paper: pd.DataFrame | None = Non
     colours = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
     for ax, (title, rows, style) in zip(axes.flat, panels):
         for size, line in rows.dropna(subset=["accuracy"]).groupby("size"):
-            ax.plot(line["depth"], line["accuracy"], linestyle=style, marker="o", markersize=3, color=colours[size], label=f"N={size}")
+            ax.plot(
+                line["depth"], line["accuracy"], linestyle=style, marker="o", markersize=3, color=colours[size], label=f"N={size}"
+            )
         ax.set_title(title, fontsize=9)
         ax.set_ylim(0, 1.02)
         ax.axhline(0.5, color="black", linewidth=0.8, linestyle=":")
         ax.set_xlabel("needle depth (0 first, 1 last)")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     not_run = sorted(set(summary.loc[summary["not_run"], "model"]))
     fig.suptitle("accuracy by needle position" + (f" (not run: {', '.join(not_run)})" if not_run else ""), fontsize=10)
@@ -227,13 +232,18 @@ def mirage_diagram() -> Figure:
     fig, ax = plt.subplots(figsize=(11, 2.6))
     ax.axis("off")
     boxes = [
-        ("N images", 0.0), ("frozen encoder\n64 patches", 1.6), ("Q-Former\nK=8 queries", 3.2), ("projector\nK tokens / image", 4.8),
-        ("retriever\n1 logit / image", 6.4), ("keep: top-k, or\nthe best if none >= 0.5", 8.0), ("tiny LM\nkept tokens + question", 9.6),
+        ("N images", 0.0),
+        ("frozen encoder\n64 patches", 1.6),
+        ("Q-Former\nK=8 queries", 3.2),
+        ("projector\nK tokens / image", 4.8),
+        ("retriever\n1 logit / image", 6.4),
+        ("keep: top-k, or\nthe best if none >= 0.5", 8.0),
+        ("tiny LM\nkept tokens + question", 9.6),
     ]
     for text, x in boxes:
         ax.add_patch(Rectangle((x, 0.3), 1.3, 0.6, facecolor="#dce6f2", edgecolor="#4c72b0"))
         ax.text(x + 0.65, 0.6, text, ha="center", va="center", fontsize=8)
-    for (_, x), (_, nxt) in zip(boxes, boxes[1:]):
+    for (_, x), (_, nxt) in itertools.pairwise(boxes):
         ax.annotate("", xy=(nxt, 0.6), xytext=(x + 1.3, 0.6), arrowprops={"arrowstyle": "->"})
     ax.text(3.85, 0.12, "query mode: the queries also read the question", ha="center", fontsize=7, style="italic")
     ax.text(7.05, 1.02, "question", ha="center", fontsize=7, style="italic")

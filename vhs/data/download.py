@@ -59,9 +59,10 @@ def download(url: str, dest: Path, md5: str, timeout: float = 60.0) -> Path:
             if offset and response.status != 206:  # the server ignored the range: start over
                 offset = 0
             total = response.length + offset if response.length is not None else None
-            with open(partial, "ab" if offset else "wb") as out, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, desc=dest.name
-            ) as bar:
+            with (
+                open(partial, "ab" if offset else "wb") as out,
+                tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=dest.name) as bar,
+            ):
                 while block := response.read(_BLOCK):
                     out.write(block)
                     bar.update(len(block))
@@ -83,7 +84,9 @@ def download(url: str, dest: Path, md5: str, timeout: float = 60.0) -> Path:
     return dest
 
 
-def fetch_archive(root: Path, name: str, base_url: str = COCO_BASE_URL, archives: dict[str, RemoteArchive] = COCO_ARCHIVES) -> None:
+def fetch_archive(
+    root: Path, name: str, base_url: str = COCO_BASE_URL, archives: dict[str, RemoteArchive] = COCO_ARCHIVES
+) -> None:
     """Download, verify and extract one archive under `root`, unless its marker says it is done."""
     marker = root / f".{name}.extracted"
     if marker.exists():
@@ -102,7 +105,12 @@ def fetch_archive(root: Path, name: str, base_url: str = COCO_BASE_URL, archives
     zip_path.unlink()
 
 
-def fetch_coco(root: Path, splits: tuple[str, ...] = ("val2017",), base_url: str = COCO_BASE_URL, archives: dict[str, RemoteArchive] = COCO_ARCHIVES) -> None:
+def fetch_coco(
+    root: Path,
+    splits: tuple[str, ...] = ("val2017",),
+    base_url: str = COCO_BASE_URL,
+    archives: dict[str, RemoteArchive] = COCO_ARCHIVES,
+) -> None:
     """Fetch the COCO 2017 annotations and the image archives of `splits` into `root`."""
     for name in splits:
         if name == "annotations" or name not in archives:

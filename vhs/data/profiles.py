@@ -63,7 +63,9 @@ def coco_training_catalog(root: Path | None = None) -> Catalog:
     root = Path(root) if root is not None else default_data_dir("coco")
     annotations = root / "annotations" / "instances_train2017.json"
     if not annotations.exists():
-        raise VhsError(f"COCO train2017 annotations not found: {annotations} (run `vhs data coco --root {root} --splits train2017`)")
+        raise VhsError(
+            f"COCO train2017 annotations not found: {annotations} (run `vhs data coco --root {root} --splits train2017`)"
+        )
     return load_catalog([AnnotationSource(annotations, root / "train2017")], root, "coco-train2017")
 
 

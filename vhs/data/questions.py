@@ -7,15 +7,14 @@ Construction, for one (mode, size) with its own random stream seeded by (seed, m
   allows); the target is drawn uniformly among categories that make both answers possible.
 - Needles contain the anchor; distractors are drawn uniformly from images where the anchor is
   absent (they may contain the target); images ambiguous for the anchor or target are never used.
-- Multi-needle pairs cycle through (needle count, quantifier) = (2, all), (2, any), (3, all),
-  (3, any). For "all"-no and "any"-yes the number of needles holding the target is drawn
-  uniformly among the values the answer allows.
+- Multi-needle pairs cycle through (needle count, kind) = (2, all), (2, any), (3, all),
+  (3, any). The number of needles holding the target is drawn uniformly among the values the
+  kind allows for the answer (`vhs.data.kinds`).
 - The presentation order is a seeded permutation; needle positions are recorded.
 Only ids are held, so memory stays bounded at 10,000 images x 1,000 questions.
 """
 
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,43 +23,19 @@ import numpy as np
 from tqdm import tqdm
 
 from vhs.data.catalog import ABSENT, AMBIGUOUS, PRESENT, Catalog
+from vhs.data.kinds import Kind, kind_of, kinds_of, modes
 from vhs.errors import VhsError
+from vhs.paths import atomic_path
 
-MODES = ("single", "multi")
-QUANTIFIERS = ("all", "any")
+MODES = modes()
 SINGLE_SIZES = (1, 2, 3, 5, 10, 20, 50, 100, 500, 1000, 10000)
 MULTI_SIZES = (5, 10, 20, 50, 100, 500, 1000, 10000)
 DEFAULT_NEEDLE_COUNTS = (2, 3)
 PROMPT_PREFIX = "You are given a set of images. Please answer the following question in Yes or No: "
-TEMPLATES = {
-    "single": "For the image with {anchor}, is there {target}?",
-    "all": "For all images with {anchor}, do all of them contain {target}?",
-    "any": "For all images with {anchor}, do any of them contain {target}?",
-}
-_MODE_CODE = {"single": 1, "multi": 2}
+NEEDLES_ONLY = "needles only"  # the haystack setting of `needles_only`: no distractors, reported as its own mode
+_MODE_CODE = {"single": 1, "multi": 2}  # the seed stream of each question set
 # The fields a question record must hold for a run (the rest of the record is description).
 RECORD_FIELDS = ("qid", "mode", "size", "num_needles", "question", "answer", "image_ids", "needle_ids", "needle_positions")
-
-
-def with_article(name: str) -> str:
-    """'a dog', 'an apple', 'an orange star': 'an' before a vowel sound (by its first letter)."""
-    article = "an" if name[:1].lower() in "aeiou" else "a"
-    return f"{article} {name}"
-
-
-def question_text(kind: str, anchor: str, target: str) -> str:
-    """The exact question of the paper for `kind` in single/all/any."""
-    return TEMPLATES[kind].format(anchor=with_article(anchor), target=with_article(target))
-
-
-def parse_question(text: str) -> tuple[str, str, str]:
-    """Invert `question_text`: return (kind, anchor, target) or raise VhsError."""
-    for kind, template in TEMPLATES.items():
-        pattern = re.escape(template).replace(r"\{anchor\}", "an? (?P<anchor>.+?)").replace(r"\{target\}", "an? (?P<target>.+?)")
-        match = re.fullmatch(pattern, text.strip())
-        if match:
-            return kind, match["anchor"], match["target"]
-    raise VhsError(f"not a VHs question: {text!r}")
 
 
 @dataclass(frozen=True)
@@ -70,12 +45,18 @@ class _Pools:
     present: np.ndarray  # (categories, images)
     absent: np.ndarray
     usable: np.ndarray  # not ambiguous
-    _rows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
+    _rows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, catalog: Catalog) -> "_Pools":
         state = catalog.state.T
-        return cls(np.ascontiguousarray(state == PRESENT), np.ascontiguousarray(state == ABSENT), np.ascontiguousarray(state != AMBIGUOUS))
+        return cls(
+            np.ascontiguousarray(state == PRESENT),
+            np.ascontiguousarray(state == ABSENT),
+            np.ascontiguousarray(state != AMBIGUOUS),
+        )
 
     def counts(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """(C, C) matrix: number of images with left[a] and right[t]. Exact in float32 below 2**24."""
@@ -111,38 +92,33 @@ class _Feasibility:
             pools.counts(pools.absent, pools.usable),
         )
 
-    def allowed(self, needles: int, quantifier: str | None, distractors: int) -> np.ndarray:
-        """Boolean (C, C): pairs for which both the yes and the no question can be built."""
-        y, n = self.with_target, self.without_target
-        if quantifier is None:  # single needle
-            ok = (y >= 1) & (n >= 1)
-        elif quantifier == "all":  # yes: all hold it; no: at least one lacks it
-            ok = (y >= needles) & (n >= 1) & (y + n >= needles)
-        else:  # any: yes: at least one holds it; no: none holds it
-            ok = (y >= 1) & (n >= needles) & (y + n >= needles)
+    def allowed(self, needles: int, kind: Kind, distractors: int) -> np.ndarray:
+        """Boolean (C, C): pairs for which both the yes and the no question of `kind` can be built."""
+        ok = self._some_count(needles, kind.yes_counts(needles)) & self._some_count(needles, kind.no_counts(needles))
         ok &= self.distractors >= distractors
         np.fill_diagonal(ok, False)
         return ok
 
+    def _some_count(self, needles: int, counts: tuple[int, ...]) -> np.ndarray:
+        """Pairs with enough needles holding and lacking the target for at least one of `counts` holders."""
+        ok = np.zeros_like(self.with_target, dtype=bool)
+        for k in counts:
+            ok |= (self.with_target >= k) & (self.without_target >= needles - k)
+        return ok
 
-def _needle_plans(mode: str, size: int, needle_counts: tuple[int, ...]) -> list[tuple[int, str | None]]:
+
+def _needle_plans(mode: str, size: int, needle_counts: tuple[int, ...]) -> list[tuple[int, Kind]]:
     if mode == "single":
-        return [(1, None)]
-    plans = [(n, q) for n in needle_counts for q in QUANTIFIERS if n <= size]
+        return [(1, kind) for kind in kinds_of(mode)]
+    plans = [(n, kind) for n in needle_counts for kind in kinds_of(mode) if n <= size]
     if not plans:
         raise VhsError(f"multi-needle haystacks of size {size} cannot hold {min(needle_counts)} needles")
     return plans
 
 
-def _with_target_count(rng: np.random.Generator, needles: int, quantifier: str | None, answer: str, y: int, n: int) -> int:
-    """How many of the needles hold the target, uniform over what the answer and pools allow."""
-    if quantifier is None:
-        return 1 if answer == "yes" else 0
-    if quantifier == "all":
-        choices = [needles] if answer == "yes" else list(range(0, needles))
-    else:
-        choices = list(range(1, needles + 1)) if answer == "yes" else [0]
-    choices = [k for k in choices if k <= y and needles - k <= n]
+def _with_target_count(rng: np.random.Generator, needles: int, kind: Kind, answer: str, y: int, n: int) -> int:
+    """How many of the needles hold the target, uniform over what the kind, the answer and the pools allow."""
+    choices = [k for k in (kind.yes_counts if answer == "yes" else kind.no_counts)(needles) if k <= y and needles - k <= n]
     return int(rng.choice(choices))
 
 
@@ -171,7 +147,14 @@ def build_questions(
 
 
 def _questions_for_size(
-    catalog: Catalog, pools: _Pools, feasible: _Feasibility, mode: str, size: int, per_size: int, seed: int, needle_counts: tuple[int, ...]
+    catalog: Catalog,
+    pools: _Pools,
+    feasible: _Feasibility,
+    mode: str,
+    size: int,
+    per_size: int,
+    seed: int,
+    needle_counts: tuple[int, ...],
 ) -> Iterator[dict]:
     plans = _needle_plans(mode, size, needle_counts)
     allowed = {plan: feasible.allowed(plan[0], plan[1], size - plan[0]) for plan in plans}
@@ -187,8 +170,8 @@ def _questions_for_size(
     names = catalog.category_names
     cursor = 0
     for pair in range(per_size // 2):
-        needles, quantifier = plans[pair % len(plans)]
-        ok = allowed[(needles, quantifier)]
+        needles, kind = plans[pair % len(plans)]
+        ok = allowed[(needles, kind)]
         while not ok[anchor_order[cursor % len(anchor_order)]].any():
             cursor += 1
         anchor = int(anchor_order[cursor % len(anchor_order)])
@@ -196,47 +179,63 @@ def _questions_for_size(
         target = int(rng.choice(np.flatnonzero(ok[anchor])))
         holds, lacks, distractor_pool = pools.rows(anchor, target)
         for answer in ("yes", "no"):
-            k = _with_target_count(rng, needles, quantifier, answer, len(holds), len(lacks))
+            k = _with_target_count(rng, needles, kind, answer, len(holds), len(lacks))
             needle_rows = np.concatenate([rng.choice(holds, k, replace=False), rng.choice(lacks, needles - k, replace=False)])
             distractor_rows = rng.choice(distractor_pool, size - needles, replace=False)
             order = rng.permutation(size)
             rows = np.concatenate([needle_rows, distractor_rows])[order]
             positions = np.flatnonzero(order < needles)  # needles come first before the shuffle
             distractor_has_target = pools.present[target, distractor_rows]
-            yield {
-                "qid": f"{mode}-{size}-{2 * pair + (answer == 'no'):04d}",
-                "mode": mode,
-                "quantifier": quantifier,
-                "size": size,
-                "num_needles": needles,
-                "question": question_text(quantifier or "single", names[anchor], names[target]),
-                "anchor": names[anchor],
-                "target": names[target],
-                "answer": answer,
-                "image_ids": catalog.image_ids[rows].tolist(),
-                "needle_ids": catalog.image_ids[rows[positions]].tolist(),
-                "needle_positions": positions.tolist(),
-                "distractor_target_frac": round(float(distractor_has_target.mean()), 6) if len(distractor_rows) else 0.0,
-                "dataset": catalog.name,
-                "seed": seed,
-            }
+            yield _checked(
+                catalog,
+                {
+                    "qid": f"{mode}-{size}-{2 * pair + (answer == 'no'):04d}",
+                    "mode": mode,
+                    "quantifier": None if kind.mode == "single" else kind.name,
+                    "size": size,
+                    "num_needles": needles,
+                    "question": kind.text(names[anchor], names[target]),
+                    "anchor": names[anchor],
+                    "target": names[target],
+                    "answer": answer,
+                    "image_ids": catalog.image_ids[rows].tolist(),
+                    "needle_ids": catalog.image_ids[rows[positions]].tolist(),
+                    "needle_positions": positions.tolist(),
+                    "distractor_target_frac": round(float(distractor_has_target.mean()), 6) if len(distractor_rows) else 0.0,
+                    "dataset": catalog.name,
+                    "seed": seed,
+                },
+            )
+
+
+def _checked(catalog: Catalog, question: dict) -> dict:
+    """The question, once `check_question` finds nothing wrong with it: every built question is checked
+    against the annotations it was built from, whoever builds it (the CLI, a notebook, a trainer)."""
+    problems = check_question(catalog, question)
+    if problems:
+        raise VhsError(f"question check failed: {problems[0]}")
+    return question
+
+
+def needles_only(catalog: Catalog, counts: tuple[int, ...], per_size: int, seed: int) -> list[dict]:
+    """The paper's needles-only setting: haystacks that are their needles alone, for each needle count in
+    `counts` (one needle: the single-needle question of one image; more: the multi-needle kinds), with
+    `mode` set to `NEEDLES_ONLY` so they are reported apart from haystacks with distractors."""
+    questions = []
+    for n in counts:
+        mode = "single" if n == 1 else "multi"
+        built = build_question_set(catalog, mode, (n,), per_size, seed, needle_counts=(n,), progress=False)
+        questions += [{**q, "mode": NEEDLES_ONLY} for q in built]
+    return questions
 
 
 def write_jsonl(records: Iterator[dict], out: Path) -> int:
     """Write records as sorted-key JSON lines through a temporary file; return how many were written."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".part")
     count = 0
-    try:
-        with partial.open("w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
-                count += 1
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(out)
+    with atomic_path(Path(out)) as partial, partial.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
+            count += 1
     return count
 
 
@@ -257,7 +256,9 @@ def build_question_set(
     return _each_size(catalog, mode, sizes, per_size, seed, needle_counts, progress)
 
 
-def _each_size(catalog: Catalog, mode: str, sizes: tuple[int, ...], per_size: int, seed: int, needle_counts: tuple[int, ...], progress: bool) -> Iterator[dict]:
+def _each_size(
+    catalog: Catalog, mode: str, sizes: tuple[int, ...], per_size: int, seed: int, needle_counts: tuple[int, ...], progress: bool
+) -> Iterator[dict]:
     pools = _Pools.of(catalog)
     feasible = _Feasibility.of(pools)
     with tqdm(total=len(sizes) * per_size, desc=f"{mode} questions", unit="q", disable=not progress) as bar:
@@ -306,9 +307,7 @@ def question_problem(record: object) -> str | None:
 def answer_from_annotations(catalog: Catalog, question: dict) -> str:
     """The answer the annotations give for a question: what an oracle reading them replies."""
     target = catalog.category_index(question["target"])
-    holds = catalog.state[catalog.rows_of(question["needle_ids"]), target] == PRESENT
-    quantifier = question.get("quantifier") or "all"  # one needle: "all" and "any" agree
-    return "yes" if (holds.all() if quantifier == "all" else holds.any()) else "no"
+    return kind_of(question).answer(catalog.state[catalog.rows_of(question["needle_ids"]), target] == PRESENT)
 
 
 def check_question(catalog: Catalog, question: dict) -> list[str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from vhs.errors import VhsError
-from vhs.models.base import TransientError
+from vhs.protocol import TransientError
 
 T = TypeVar("T")
 
@@ -66,7 +66,11 @@ def call_with_retries(
             if exc.retry_after is not None:
                 asked = max(asked, exc.retry_after)
             if attempt == policy.max_attempts:
-                note = f" (the provider asked to wait {asked:g} s; waits are capped at {policy.max_delay:g} s)" if asked > policy.max_delay else ""
+                note = (
+                    f" (the provider asked to wait {asked:g} s; waits are capped at {policy.max_delay:g} s)"
+                    if asked > policy.max_delay
+                    else ""
+                )
                 tries = "" if attempt == 1 else f" (after {attempt} attempts)"
                 raise TransientError(f"{exc.message}{tries}{note}", exc.retry_after, exc.unreachable) from exc
             wait = policy.delay(attempt, exc.retry_after, rng)

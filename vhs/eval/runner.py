@@ -14,41 +14,53 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from concurrent.futures import wait as wait_for
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
+from vhs.cache import Claims, ResponseCache, cache_key
 from vhs.data.catalog import Catalog
+from vhs.data.kinds import kind_of
 from vhs.data.profiles import load_profile_catalog
 from vhs.data.questions import PROMPT_PREFIX
 from vhs.errors import VhsError
-from vhs.eval.cache import Claims, ResponseCache, cache_key
 from vhs.eval.parse import lenient_correct, parse_yes_no
 from vhs.eval.retry import RetryPolicy, Stopped, call_with_retries
 from vhs.metrics import DEPTH_BUCKETS, SCORED
-from vhs.models.base import (
-    AuthError,
-    Backend,
-    BackendError,
-    BatchedBackend,
-    ImageRef,
-    MissingKeyError,
-    OverLimitError,
-    Reply,
-    Request,
-    TransientError,
-)
+from vhs.models.base import Backend, BatchedBackend
 from vhs.models.registry import load_backend, public_spec
+from vhs.paths import atomic_path
+from vhs.protocol import AuthError, BackendError, ImageRef, MissingKeyError, OverLimitError, Reply, Request, TransientError
 
 STATUSES = ("ok", "unparsed", "truncated", "not_answerable:context", "not_answerable:payload", "error", "not_run")
 NO_KEY = "no API key"
 RESULT_COLUMNS = (
-    "qid", "mode", "quantifier", "size", "num_needles", "position", "model", "answer", "raw", "parsed",
-    "correct", "correct_lenient", "status", "stop_reason", "latency", "input_tokens", "output_tokens", "reasoning_tokens", "reasoning",
-    "images_sent", "cached",
-    "kept_ids", "needle_recall", "needle_precision",
+    "qid",
+    "mode",
+    "quantifier",
+    "size",
+    "num_needles",
+    "position",
+    "model",
+    "answer",
+    "raw",
+    "parsed",
+    "correct",
+    "correct_lenient",
+    "status",
+    "stop_reason",
+    "latency",
+    "input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "reasoning",
+    "images_sent",
+    "cached",
+    "kept_ids",
+    "needle_recall",
+    "needle_precision",
 )
 
 
@@ -60,13 +72,17 @@ class RunOptions:
     concurrency: int = 4
     limit: int | None = None
     position: str | None = None
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     data: Path | None = None
     max_requests: int | None = None
     max_unreachable: int = 10
 
     def __post_init__(self) -> None:
-        for flag, value, least in (("--concurrency", self.concurrency, 1), ("--limit", self.limit, 1), ("--max-requests", self.max_requests, 0)):
+        for flag, value, least in (
+            ("--concurrency", self.concurrency, 1),
+            ("--limit", self.limit, 1),
+            ("--max-requests", self.max_requests, 0),
+        ):
             if value is not None and value < least:
                 raise VhsError(f"{flag} must be at least {least}, got {value}")
         if self.max_unreachable < 1:
@@ -88,13 +104,14 @@ def place_needle(question: dict, position: str) -> dict:
         raise VhsError(f"--position {index} is outside a haystack of {size} images")
     needle = question["needle_ids"][0]
     others = [i for i in question["image_ids"] if i != needle]
-    return {**question, "image_ids": others[:index] + [needle] + others[index:], "needle_positions": [index]}
+    return {**question, "image_ids": [*others[:index], needle, *others[index:]], "needle_positions": [index]}
 
 
 def at_each_position(questions: Iterable[dict], buckets: int = DEPTH_BUCKETS) -> list[dict]:
     """Each single-needle question once per needle position, as the paper's position study: at
     every index of a haystack of up to `buckets` images, in the middle of each tenth (bucket) of a
     larger one. The copies share their `qid`, so intervals cluster by question."""
+
     def indices(size: int) -> range | list[int]:
         return range(size) if size <= buckets else [(2 * b + 1) * size // (2 * buckets) for b in range(buckets)]
 
@@ -122,7 +139,17 @@ class HaystackImages:
 
     def request(self, question: dict) -> Request:
         """The request a backend receives for a question: the paper's prompt and the images in order."""
-        return Request(PROMPT_PREFIX + question["question"], question, self.refs(question))
+        kind = kind_of(question)
+        return Request(
+            PROMPT_PREFIX + question["question"],
+            self.refs(question),
+            question=question["question"],
+            kind=kind.name,
+            anchor=question.get("anchor", ""),
+            target=question.get("target", ""),
+            qid=question["qid"],
+            dataset=question.get("dataset", "synth"),
+        )
 
     def refs(self, question: dict) -> tuple[ImageRef, ...]:
         """The question's images, in presentation order."""
@@ -156,7 +183,9 @@ def over_limit(backend: Backend, request: Request) -> str | None:
     return None
 
 
-def _row(question: dict, label: str, status: str, reply: Reply | None = None, latency: float | None = None, cached: bool = False) -> dict:
+def _row(
+    question: dict, label: str, status: str, reply: Reply | None = None, latency: float | None = None, cached: bool = False
+) -> dict:
     raw = reply.text if reply else None
     parsed = parse_yes_no(raw) if status == "ok" else None
     if status == "ok" and parsed is None:
@@ -224,9 +253,10 @@ def not_run_table(questions: Iterable[dict], label: str, reason: str) -> pd.Data
 
 @dataclass(frozen=True)
 class _Pending:
-    """A question to send: its row in the results, its request and its cache key."""
+    """A question to send: its row in the results, its record (for the row, never sent), its request and its cache key."""
 
     index: int
+    question: dict
     request: Request
     key: str
 
@@ -241,7 +271,8 @@ class RunInterrupted(KeyboardInterrupt):
 
     def __str__(self) -> str:
         left = f"; left {self.abandoned} calls in flight" if self.abandoned else ""
-        return f"{self.label}: interrupted: {self.cached} of {self.total} answers are cached{left}; the same command resumes from them"
+        cached = f"{self.cached} of {self.total} answers are cached"
+        return f"{self.label}: interrupted: {cached}{left}; the same command resumes from them"
 
 
 class _Halt:
@@ -287,7 +318,9 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
 
 
-def run_backend(backend: Backend, questions: Iterable[dict], cache: ResponseCache, options: RunOptions = RunOptions()) -> pd.DataFrame:
+def run_backend(
+    backend: Backend, questions: Iterable[dict], cache: ResponseCache, options: RunOptions = RunOptions()
+) -> pd.DataFrame:
     """Answer every question with `backend`; return the results table (one row per question).
 
     A bad image or a failing call is an `error` row, never cached, and the run goes on. Ctrl-C
@@ -317,16 +350,19 @@ def run_backend(backend: Backend, questions: Iterable[dict], cache: ResponseCach
         if hit:
             rows[index] = _row(question, label, "ok", hit[0], hit[1], cached=True)
         else:
-            pending.append(_Pending(index, request, key))
+            pending.append(_Pending(index, question, request, key))
 
     if options.max_requests is not None and len(pending) > options.max_requests:
         for item in pending[options.max_requests :]:
-            rows[item.index] = _unanswered(item.request.question, label, "not_run", f"not sent: --max-requests {options.max_requests}")
+            rows[item.index] = _unanswered(item.question, label, "not_run", f"not sent: --max-requests {options.max_requests}")
         pending = pending[: options.max_requests]
     if backend.paid and pending:
         images_to_send = sum(len(item.request.images) for item in pending)
         tokens = sum(backend.prompt_tokens(item.request) or 0 for item in pending)
-        tqdm.write(f"{label}: about to send {len(pending):,} requests with {images_to_send:,} images, about {tokens:,} input tokens", file=sys.stderr)
+        tqdm.write(
+            f"{label}: about to send {len(pending):,} requests with {images_to_send:,} images, about {tokens:,} input tokens",
+            file=sys.stderr,
+        )
 
     try:
         if pending:
@@ -368,7 +404,7 @@ class _Dispatch:
             tqdm.write(f"{self.label}: stopped, {self.halt.reason.removeprefix('not sent: ')}", file=sys.stderr)
         for item in pending:
             if self.rows[item.index] is None:
-                self.rows[item.index] = _unanswered(item.request.question, self.label, "not_run", self.halt.reason or "not sent")
+                self.rows[item.index] = _unanswered(item.question, self.label, "not_run", self.halt.reason or "not sent")
 
     def _pool(self, units: list[list[_Pending]], workers: int, wait: bool, bar: tqdm) -> list[_Pending]:
         """Run the units in `workers` threads; return the items another process holds (when not `wait`ing)."""
@@ -387,7 +423,9 @@ class _Dispatch:
             for future in futures:
                 future.cancel()
             flying = sum(f.running() for f in futures)
-            tqdm.write(f"{self.label}: stopping; waiting for {flying} calls in flight (interrupt again to leave them)", file=sys.stderr)
+            tqdm.write(
+                f"{self.label}: stopping; waiting for {flying} calls in flight (interrupt again to leave them)", file=sys.stderr
+            )
             try:
                 wait_for(futures)  # the calls in flight finish, and their answers are committed
             except KeyboardInterrupt:
@@ -408,7 +446,7 @@ class _Dispatch:
                 state = self.claims.take(item.key)
             hit = self.cache.get(item.key) if state == "answered" else None
             if hit:
-                done.append((item.index, _row(item.request.question, self.label, "ok", hit[0], hit[1], cached=True)))
+                done.append((item.index, _row(item.question, self.label, "ok", hit[0], hit[1], cached=True)))
             elif state == "claimed":
                 mine.append(item)
             else:
@@ -434,7 +472,9 @@ class _Dispatch:
         label = self.label
         start = time.perf_counter()
         try:
-            replies = call_with_retries(lambda: self._attempt([i.request for i in mine]), self.options.retry, stop=self.halt.event)
+            replies = call_with_retries(
+                lambda: self._attempt([i.request for i in mine]), self.options.retry, stop=self.halt.event
+            )
             if len(replies) != len(mine):
                 raise BackendError(f"{label} returned {len(replies)} replies for {len(mine)} requests")
             latency = (time.perf_counter() - start) / len(mine)
@@ -442,11 +482,11 @@ class _Dispatch:
                 self.cache.put(item.key, self.identity, reply, latency)
                 with self._count:
                     self.cached += reply.is_final
-                done.append((item.index, _row(item.request.question, label, "ok", reply, latency)))
+                done.append((item.index, _row(item.question, label, "ok", reply, latency)))
         except Stopped:
             pass
         except OverLimitError as exc:
-            done += [(i.index, _row(i.request.question, label, f"not_answerable:{exc.kind}")) for i in mine]
+            done += [(i.index, _row(i.question, label, f"not_answerable:{exc.kind}")) for i in mine]
         except AuthError:
             self.halt.set("not sent: authentication failed")  # here, so that no other worker starts a call
             raise
@@ -454,9 +494,9 @@ class _Dispatch:
             self.halt.set(NO_KEY)
             raise
         except BackendError as exc:  # a TransientError after the last attempt, or a refusal to answer
-            done += [(i.index, _unanswered(i.request.question, label, "error", str(exc))) for i in mine]
-        except Exception as exc:  # noqa: BLE001 -- a malformed reply, a bug in a backend: this question fails, the run goes on
-            done += [(i.index, _unanswered(i.request.question, label, "error", one_line(exc))) for i in mine]
+            done += [(i.index, _unanswered(i.question, label, "error", str(exc))) for i in mine]
+        except Exception as exc:
+            done += [(i.index, _unanswered(i.question, label, "error", one_line(exc))) for i in mine]
         finally:
             for item in mine:
                 self.claims.release(item.key)
@@ -474,10 +514,15 @@ def evaluate(model: str, questions: Iterable[dict], cache: ResponseCache, option
 
 
 def evaluate_models(
-    specs: dict[str, str | None], questions: Iterable[dict], cache: ResponseCache, options: RunOptions = RunOptions(), unavailable: str = "not built for this profile yet"
+    specs: dict[str, str | None],
+    questions: Iterable[dict],
+    cache: ResponseCache,
+    options: RunOptions = RunOptions(),
+    unavailable: str = "not built for this profile yet",
 ) -> pd.DataFrame:
     """Every model of `specs` (label -> spec) over the same questions, rows labelled by the label (a spec used as a
-    label loses its secrets); a spec of None (a model the profile cannot run) is marked `not_run` with the reason `unavailable`."""
+    label loses its secrets); a spec of None (a model the profile cannot run) is marked `not_run` with the reason
+    `unavailable`."""
     questions = list(questions)
     tables = [
         evaluate(spec, questions, cache, options).assign(model=public_spec(label))
@@ -490,8 +535,5 @@ def evaluate_models(
 
 def write_results(table: pd.DataFrame, out: Path) -> None:
     """Write a results table as Parquet, atomically."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".part")
-    table.to_parquet(partial, index=False)
-    partial.replace(out)
+    with atomic_path(Path(out)) as partial:
+        table.to_parquet(partial, index=False)

@@ -34,8 +34,16 @@ class Attention(nn.Module):
         """(N, L, width) queries, (N, S, width) context, `ignored` (N, S) True at padding -> (N, L, width)."""
         (count, length, width), size = queries.shape, context.shape[1]
         head = width // self.heads
-        q = F.linear(queries, self.in_proj_weight[:width], self.in_proj_bias[:width]).view(count, length, self.heads, head).transpose(1, 2)
-        k, v = F.linear(context, self.in_proj_weight[width:], self.in_proj_bias[width:]).view(count, size, 2, self.heads, head).permute(2, 0, 3, 1, 4)
+        q = (
+            F.linear(queries, self.in_proj_weight[:width], self.in_proj_bias[:width])
+            .view(count, length, self.heads, head)
+            .transpose(1, 2)
+        )
+        k, v = (
+            F.linear(context, self.in_proj_weight[width:], self.in_proj_bias[width:])
+            .view(count, size, 2, self.heads, head)
+            .permute(2, 0, 3, 1, 4)
+        )
         mask = None if ignored is None else ~ignored[:, None, None, :]
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out_proj(attended.transpose(1, 2).reshape(count, length, width))
@@ -51,7 +59,9 @@ class QFormerLayer(nn.Module):
         self.cross_attention = Attention(width, heads)
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
 
-    def forward(self, queries: torch.Tensor, patches: torch.Tensor, question: torch.Tensor | None, ignored: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, queries: torch.Tensor, patches: torch.Tensor, question: torch.Tensor | None, ignored: torch.Tensor | None
+    ) -> torch.Tensor:
         """`ignored` (N, K + T), True where a context token is padding, or None."""
         h = self.norm_self(queries)
         context = h if question is None else torch.cat([h, question], dim=1)
@@ -72,7 +82,9 @@ class QFormer(nn.Module):
         self.norm_patches = nn.LayerNorm(width)  # the encoder's features are not normalised
         self.norm = nn.LayerNorm(width)
 
-    def forward(self, patches: torch.Tensor, question: torch.Tensor | None = None, question_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, patches: torch.Tensor, question: torch.Tensor | None = None, question_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         x = self.queries.expand(len(patches), -1, -1)
         patches = self.norm_patches(patches)
         ignored = None

@@ -21,12 +21,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vhs.data.questions import PROMPT_PREFIX
+from vhs.devices import resolve_device, resolve_dtype
 from vhs.errors import VhsError
 from vhs.mirage.compressor import QFormer
 from vhs.mirage.model import COMPRESSIONS, MirageMechanisms
 from vhs.mirage.retriever import Retriever
-from vhs.models.base import ImageRef, open_rgb
-from vhs.models.hf import resolve_device, resolve_dtype
+from vhs.protocol import ImageRef, open_rgb
 from vhs.synth_models.lm import last_positions
 
 KIND = "mirage-hub"
@@ -124,7 +124,9 @@ class HubMirage(MirageMechanisms, nn.Module):
         images + 2 pieces (before image 1, ..., after the last image, after the question)."""
         if images not in self._frame_ids:
             content = "".join(f"Image {n}: {IMAGE}\n" for n in range(1, images + 1)) + PROMPT_PREFIX + QUESTION
-            text = self.hf_tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False)
+            text = self.hf_tokenizer.apply_chat_template(
+                [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+            )
             pieces = [p for part in text.split(QUESTION) for p in part.split(IMAGE)]
             self._frame_ids[images] = [self.hf_tokenizer(p, add_special_tokens=False)["input_ids"] for p in pieces]
         return self._frame_ids[images]

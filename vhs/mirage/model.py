@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from vhs.mirage.compressor import QFormer
-from vhs.mirage.retriever import TOP_K, Retriever, select
-from vhs.models.base import ImageRef
+from vhs.mirage.retriever import Retriever, select
+from vhs.protocol import ImageRef
 from vhs.synth_models.checkpoint import Checkpointable
 from vhs.synth_models.clip import ImageEncoder, padded
 from vhs.synth_models.data import to_float
@@ -90,7 +90,9 @@ class MirageMechanisms:
         time; `question` (word ids) is read only in query mode."""
         return self.compress_samples(features, [len(features)], None if question is None else [question])
 
-    def compress_samples(self, features: torch.Tensor, counts: list[int], questions: list[list[int]] | None = None) -> torch.Tensor:
+    def compress_samples(
+        self, features: torch.Tensor, counts: list[int], questions: list[list[int]] | None = None
+    ) -> torch.Tensor:
         """Several samples' images in one pass: `features` holds `counts[i]` images of sample i in a row,
         read (in query mode) with `questions[i]`; -> (sum(counts), K, lm_width) tokens."""
         context = mask = None
@@ -117,13 +119,18 @@ class MirageMechanisms:
         def cut(extra: torch.Tensor | None, start: int) -> torch.Tensor | None:
             return extra if extra is None or len(extra) == 1 else extra[start : start + chunk]
 
-        return torch.cat([step(rows[s : s + chunk].to(self.device, torch.float32), *(cut(a, s) for a in aligned)) for s in range(0, len(rows), chunk)])
+        return torch.cat(
+            [
+                step(rows[s : s + chunk].to(self.device, torch.float32), *(cut(a, s) for a in aligned))
+                for s in range(0, len(rows), chunk)
+            ]
+        )
 
     @torch.no_grad()
-    def answer(self, tokens: torch.Tensor, question: str, kind: str) -> tuple[str, list[int]]:
-        """One haystack's (N, K, lm_width) tokens -> ("Yes"/"No", the kept haystack positions)."""
+    def answer(self, tokens: torch.Tensor, question: str, keep: int) -> tuple[str, list[int]]:
+        """One haystack's (N, K, lm_width) tokens -> ("Yes"/"No", the kept haystack positions, at most `keep`)."""
         ids = self.question_ids(question)
-        kept = select(torch.sigmoid(self.relevance(tokens, ids)).cpu(), TOP_K[kind])
+        kept = select(torch.sigmoid(self.relevance(tokens, ids)).cpu(), keep)
         logits = self.answer_logits([tokens[kept].to(self.device, torch.float32)], [ids])
         return yes_or_no(logits, self.tokenizer.yes, self.tokenizer.no)[0], kept
 
@@ -148,7 +155,9 @@ class Mirage(MirageMechanisms, Checkpointable):
         self.image_encoder = ImageEncoder(config.width)
         self.qformer = QFormer(config.width, config.queries, config.qformer_layers, config.heads)
         self.question_in = nn.Linear(config.lm_width, config.width) if config.compression == "query" else None
-        self.projector = nn.Sequential(nn.Linear(config.width, config.lm_width), nn.GELU(), nn.Linear(config.lm_width, config.lm_width))
+        self.projector = nn.Sequential(
+            nn.Linear(config.width, config.lm_width), nn.GELU(), nn.Linear(config.lm_width, config.lm_width)
+        )
         self.retriever = Retriever(config.lm_width, config.queries, config.max_question, config.retriever_layers, config.heads)
         self.lm = TinyLM(LMConfig(config.vocab, config.lm_width, config.layers, config.heads, config.context))
 

@@ -24,7 +24,6 @@ from torch import nn
 
 from vhs.synth_models.lm import tie_query_key
 
-TOP_K = {"single": 1, "all": 3, "any": 3}  # images kept: 1 for a single-needle question, 3 for multi-needle
 POSITION_STD = 0.05  # the positions' initial spread, below the word embeddings' own (about 0.08 per dimension)
 
 

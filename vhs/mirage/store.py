@@ -15,7 +15,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from vhs.models.base import ImageRef
+from vhs.paths import atomic_path
+from vhs.protocol import ImageRef
 
 BATCH = 512  # images computed and written as one shard
 
@@ -53,9 +54,8 @@ class FeatureStore:
             values = self._compute(images).contiguous()
         self.directory.mkdir(parents=True, exist_ok=True)
         shard = self.directory / f"shard-{len(list(self.directory.glob('shard-*.safetensors'))):05d}.safetensors"
-        partial = shard.with_suffix(".partial")
-        save_file({"values": values}, partial, metadata={"sha256": json.dumps([i.sha256 for i in images])})
-        partial.rename(shard)  # a shard is either whole or absent
+        with atomic_path(shard) as partial:
+            save_file({"values": values}, partial, metadata={"sha256": json.dumps([i.sha256 for i in images])})
         self._index([i.sha256 for i in images])
         self.table = values if self.table is None else torch.cat([self.table, values])
         self.computed += len(images)

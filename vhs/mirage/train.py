@@ -14,8 +14,8 @@ Three stages, as the official code's four with its last two merged:
    ever hold, but a 10,000-image haystack always does (co-training keeps them). The compressor is
    frozen here, so in image mode every training image is compressed once for the whole stage;
 3. co-training (the rest): retriever BCE + the LM's answer loss over the relevant images + the caption
-   loss, everything after the encoder trainable, the gradient's norm clipped at 1; in the last third of this stage, with probability
-   0.1 a sample's LM input also gets up to 15% of its irrelevant images (`with_noise`).
+   loss, everything after the encoder trainable, the gradient's norm clipped at 1; in the last third of this stage, with
+   probability 0.1 a sample's LM input also gets up to 15% of its irrelevant images (`with_noise`).
 """
 
 from collections.abc import Callable
@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vhs.data.catalog import ABSENT, PRESENT, Catalog
+from vhs.data.kinds import with_article
 from vhs.data.profiles import SynthSplit
-from vhs.data.questions import with_article
 from vhs.mirage.hub import HubMirage, HubMirageConfig
 from vhs.mirage.model import Mirage, MirageConfig, MirageMechanisms
 from vhs.synth_models.caption_lm import SynthCaptionLM
@@ -92,11 +92,19 @@ def slot_targets(present: torch.Tensor, words: torch.Tensor, slots: int) -> torc
     return word_sums(present.float().unsqueeze(1) * in_slot, words)
 
 
-def train_mirage(reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int, compression: str = "image", lr: float = 1e-3) -> tuple[Mirage, dict[str, list[float]]]:
+def train_mirage(
+    reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int, compression: str = "image", lr: float = 1e-3
+) -> tuple[Mirage, dict[str, list[float]]]:
     """Train the synth MIRAGE on the reader's encoder and LM (synth-caption's); return it and its curves
     (see `fit_mirage`), with needle recall@1 on held-out haystacks of 20 images (a split of its own)."""
     torch.manual_seed(seed)
-    config = MirageConfig(width=reader.config.width, lm_width=reader.config.lm_width, layers=reader.config.layers, heads=reader.config.heads, compression=compression)
+    config = MirageConfig(
+        width=reader.config.width,
+        lm_width=reader.config.lm_width,
+        layers=reader.config.layers,
+        heads=reader.config.heads,
+        compression=compression,
+    )
     model = Mirage(config)
     model.image_encoder.load_state_dict(reader.captioner.image_encoder.state_dict())
     model.image_encoder.requires_grad_(False)
@@ -118,8 +126,16 @@ CaptionLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (tokens (B
 
 
 def fit_mirage(
-    model: MirageMechanisms, features: torch.Tensor, catalog: Catalog, steps: int, seed: int, caption_loss: CaptionLoss,
-    hard: list[torch.Tensor] | None = None, heldout: "Heldout | None" = None, lr: float = 1e-3, caption_batch: int = 128,
+    model: MirageMechanisms,
+    features: torch.Tensor,
+    catalog: Catalog,
+    steps: int,
+    seed: int,
+    caption_loss: CaptionLoss,
+    hard: list[torch.Tensor] | None = None,
+    heldout: "Heldout | None" = None,
+    lr: float = 1e-3,
+    caption_batch: int = 128,
 ) -> dict[str, list[float]]:
     """The three stages on `features` (one row per image of `catalog`), for either size of MIRAGE:
     total loss per stage, LM and retriever losses per step, and (with `heldout`) recall@1 at 10 points.
@@ -150,7 +166,9 @@ def fit_mirage(
         pool = hard[anchor_column[question["anchor"]]]
         return torch.cat([rows, pool[torch.from_numpy(rng.choice(len(pool), min(HARD_NEGATIVES, len(pool)), replace=False))]])
 
-    def batch(index: int, compressed: torch.Tensor | None = None) -> tuple[list[dict], list[torch.Tensor], list[list[int]], list[torch.Tensor], list[list[int]]]:
+    def batch(
+        index: int, compressed: torch.Tensor | None = None
+    ) -> tuple[list[dict], list[torch.Tensor], list[list[int]], list[torch.Tensor], list[list[int]]]:
         """Samples, their image rows (haystack, then hard negatives), question ids, tokens and 0/1 relevance.
         The tokens are looked up in `compressed` (every image's, image mode with the compressor frozen) when given."""
         chosen = [samples[(index * BATCH + i) % len(samples)] for i in range(BATCH)]
@@ -158,8 +176,15 @@ def fit_mirage(
         questions = [model.question_ids(q["question"]) for q in chosen]
         counts = [len(r) for r in rows]
         every = torch.cat(rows)
-        tokens = list((compressed[every] if compressed is not None else model.compress_samples(features[every], counts, questions)).split(counts))
-        relevance = [[int(i in q["needle_ids"]) for i in q["image_ids"]] + [0] * (len(r) - len(q["image_ids"])) for q, r in zip(chosen, rows, strict=True)]
+        tokens = list(
+            (compressed[every] if compressed is not None else model.compress_samples(features[every], counts, questions)).split(
+                counts
+            )
+        )
+        relevance = [
+            [int(i in q["needle_ids"]) for i in q["image_ids"]] + [0] * (len(r) - len(q["image_ids"]))
+            for q, r in zip(chosen, rows, strict=True)
+        ]
         return chosen, rows, questions, tokens, relevance
 
     def retrieval(questions: list[list[int]], tokens: list[torch.Tensor], relevance: list[list[int]], step: int) -> torch.Tensor:
@@ -191,10 +216,16 @@ def fit_mirage(
         return lm + retriever + caption_loss(torch.cat(tokens), torch.cat(rows))
 
     trainable = [p for p in model.parameters() if p.requires_grad]
-    curves["captions"] = fit([*model.qformer.parameters(), *model.projector.parameters()], first, CAPTION_LR, "train mirage: captions", captions_at)
-    with torch.no_grad():  # image mode: the frozen compressor's tokens do not depend on the question, so each image is compressed once
+    curves["captions"] = fit(
+        [*model.qformer.parameters(), *model.projector.parameters()], first, CAPTION_LR, "train mirage: captions", captions_at
+    )
+    with (
+        torch.no_grad()
+    ):  # image mode: the frozen compressor's tokens do not depend on the question, so each image is compressed once
         compressed = None if model.query_aware else model.compress(features)
-    curves["retrieval"] = fit(model.retriever.parameters(), second, 3e-3, "train mirage: retriever", lambda step: retriever_at(step, compressed))
+    curves["retrieval"] = fit(
+        model.retriever.parameters(), second, 3e-3, "train mirage: retriever", lambda step: retriever_at(step, compressed)
+    )
     curves["cotrain"] = fit(trainable, last, lr, "train mirage: co-training", cotrain_at, max_grad_norm=COTRAIN_MAX_GRAD_NORM)
     return curves
 
@@ -224,7 +255,15 @@ class Heldout:
         return round(hits / len(self.questions), 4)
 
 
-def train_hub_mirage(catalog: Catalog, steps: int, seed: int, config: HubMirageConfig | None = None, device: str = "auto", dtype: str = "auto", images: int = 20_000) -> tuple[HubMirage, dict[str, list[float]]]:
+def train_hub_mirage(
+    catalog: Catalog,
+    steps: int,
+    seed: int,
+    config: HubMirageConfig | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    images: int = 20_000,
+) -> tuple[HubMirage, dict[str, list[float]]]:
     """Train the coco MIRAGE's Q-Former, projector and retriever (CLIP and the LM frozen) on the first
     `images` images of a training catalog (COCO train2017): their CLIP features are computed once and
     kept in memory, the compressor learns to caption ("a photo of a dog and a cup") through the frozen
@@ -234,8 +273,17 @@ def train_hub_mirage(catalog: Catalog, steps: int, seed: int, config: HubMirageC
     model = HubMirage(config or HubMirageConfig(), device, dtype)
     catalog = replace(catalog, image_ids=catalog.image_ids[:images], paths=catalog.paths[:images], state=catalog.state[:images])
     paths = [catalog.root / p for p in catalog.paths]
-    features = torch.cat([model.encode_paths(paths[s : s + 64]) for s in tqdm(range(0, len(paths), 64), desc="encode training images", unit="batch")])
-    captions = [f"a photo of {' and '.join(with_article(catalog.category_names[c]) for c in np.flatnonzero(row == PRESENT)) or 'a scene'}." for row in catalog.state]
+    features = torch.cat(
+        [
+            model.encode_paths(paths[s : s + 64])
+            for s in tqdm(range(0, len(paths), 64), desc="encode training images", unit="batch")
+        ]
+    )
+    names = catalog.category_names
+    captions = [
+        f"a photo of {' and '.join(with_article(names[c]) for c in np.flatnonzero(row == PRESENT)) or 'a scene'}."
+        for row in catalog.state
+    ]
 
     def caption_loss(tokens: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return model.caption_loss(tokens, [captions[r] for r in rows.tolist()])

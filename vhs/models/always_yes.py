@@ -1,6 +1,7 @@
 """`always-yes`: answers "Yes" to everything. On balanced sets it scores exactly 50%: the floor."""
 
-from vhs.models.base import Backend, Reply, Request
+from vhs.models.base import Backend
+from vhs.protocol import Reply, Request
 
 
 class AlwaysYesBackend(Backend):

@@ -15,7 +15,7 @@ from typing import ClassVar
 import anthropic
 
 from vhs.models.api_common import ApiBackend, EncodedImage, error_for_status, resolve_key
-from vhs.models.base import BackendError, Limits, Reply
+from vhs.protocol import BackendError, Limits, Reply
 
 # Anthropic "Vision" guide: 100 images per API request (200k-context models), a 32 MB request size
 # limit on standard endpoints, and images whose long edge exceeds 1568 px are scaled down first.
@@ -57,7 +57,9 @@ class AnthropicBackend(ApiBackend):
 
     def connect(self, api_key: str, base_url: str | None) -> anthropic.Anthropic:
         """A client for the spec's or the environment's endpoint."""
-        return anthropic.Anthropic(api_key=resolve_key(api_key, self.key_env, "anthropic"), base_url=base_url, max_retries=0, timeout=self.timeout)
+        return anthropic.Anthropic(
+            api_key=resolve_key(api_key, self.key_env, "anthropic"), base_url=base_url, max_retries=0, timeout=self.timeout
+        )
 
     def image_tokens(self, image: EncodedImage) -> int:
         """width x height / 750."""

@@ -19,9 +19,10 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
-from vhs.models.base import (
+from vhs.models.base import Backend
+from vhs.paths import data_root, write_atomically
+from vhs.protocol import (
     AuthError,
-    Backend,
     BackendError,
     ImageRef,
     MissingKeyError,
@@ -31,7 +32,6 @@ from vhs.models.base import (
     TransientError,
     open_rgb,
 )
-from vhs.paths import data_root
 
 JPEG_QUALITY = 90  # visually lossless for photos and flat synthetic scenes; ~3x smaller than PNG for COCO
 ANSWER_MAX_TOKENS = 16  # a yes or no, with room for "The answer is"
@@ -89,10 +89,7 @@ class JpegEncoder:
         if size is None:  # not encoded yet, or a corrupt, empty or truncated file left by something else
             data = self._jpeg(image.path)
             size = jpeg_size(data)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f"{path.name}.{threading.get_ident()}.part")
-            partial.write_bytes(data)
-            partial.replace(path)
+            write_atomically(path, data)
         encoded = EncodedImage(data, *size)
         with self._lock:
             if len(self._memory) > 4096:  # bounded: a 10,000-image haystack streams through disk
@@ -154,7 +151,9 @@ def error_for_status(status: int, message: str, headers: Any = None) -> BackendE
 def is_transport_error(exc: BaseException) -> bool:
     """A timeout or dropped connection, whatever HTTP library the SDK bundles."""
     names = {cls.__name__ for cls in type(exc).__mro__}
-    return isinstance(exc, (TimeoutError, ConnectionError)) or bool(names & {"TimeoutException", "TransportError", "APIConnectionError", "APITimeoutError"})
+    return isinstance(exc, (TimeoutError, ConnectionError)) or bool(
+        names & {"TimeoutException", "TransportError", "APIConnectionError", "APITimeoutError"}
+    )
 
 
 def text_tokens(text: str) -> int:
@@ -170,8 +169,15 @@ class ApiBackend(Backend):
     key_env: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
-        self, model_id: str, api_key: str = "", base_url: str = "", temperature: str = "auto", max_tokens: str = "", timeout: str = "120",
-        reasoning: str = "auto", **params: Any
+        self,
+        model_id: str,
+        api_key: str = "",
+        base_url: str = "",
+        temperature: str = "auto",
+        max_tokens: str = "",
+        timeout: str = "120",
+        reasoning: str = "auto",
+        **params: Any,
     ) -> None:
         """`reasoning` (auto: from the provider's table of model ids; on; off) says whether the model thinks
         before answering. It sets the defaults: a reasoning model gets `REASONING_MAX_TOKENS` of output and
@@ -184,15 +190,16 @@ class ApiBackend(Backend):
         if reasoning not in ("auto", "on", "off"):
             raise BackendError(f"reasoning must be auto, on or off, got {reasoning!r}")
         thinks = self.reasons_by_default(model_id, params) if reasoning == "auto" else reasoning == "on"
-        if temperature == "auto":
-            chosen = None if thinks else 0.0
-        else:
-            chosen = float(temperature) if temperature else None
+        chosen = (None if thinks else 0.0) if temperature == "auto" else float(temperature) if temperature else None
         self.timeout = float(timeout)
         self.client = self.connect(api_key, base_url or None)
         super().__init__(
-            model_id, base_url=self.endpoint().rstrip("/"), temperature=chosen,
-            max_tokens=int(max_tokens) if max_tokens else self.default_max_tokens(thinks, params), reasoning=thinks, **params,
+            model_id,
+            base_url=self.endpoint().rstrip("/"),
+            temperature=chosen,
+            max_tokens=int(max_tokens) if max_tokens else self.default_max_tokens(thinks, params),
+            reasoning=thinks,
+            **params,
         )
         self.encoder = JpegEncoder(self.max_side)
 

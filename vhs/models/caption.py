@@ -10,17 +10,21 @@ is the baseline's limit. Options: `llm`, `cache` (default `$VHS_DATA/cache.sqlit
 `caption_tokens` (96), `dtype`, `device`.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from vhs.eval.cache import ResponseCache, cache_key
-from vhs.models.base import BatchedBackend, ImageRef, Limits, Reply, Request
+from vhs.cache import ResponseCache, cache_key
+from vhs.models.base import BatchedBackend
 from vhs.models.hf import HFBackend
 from vhs.paths import data_root
+from vhs.protocol import ImageRef, Limits, Reply, Request
 
 DEFAULT_LLM = "hf:meta-llama/Meta-Llama-3-8B-Instruct"
-CAPTION_PROMPT = "Describe this image in detail, naming every object you can see."  # ours: the paper does not print its captioning prompt
+CAPTION_PROMPT = (
+    "Describe this image in detail, naming every object you can see."  # ours: the paper does not print its captioning prompt
+)
 
 
 def numbered_captions(captions: list[str]) -> str:
@@ -33,7 +37,16 @@ class CaptionBackend(BatchedBackend):
 
     name = "caption"
 
-    def __init__(self, model_id: str = "", llm: str = DEFAULT_LLM, cache: str = "", batch_size: str = "8", caption_tokens: str = "96", dtype: str = "auto", device: str = "auto") -> None:
+    def __init__(
+        self,
+        model_id: str = "",
+        llm: str = DEFAULT_LLM,
+        cache: str = "",
+        batch_size: str = "8",
+        caption_tokens: str = "96",
+        dtype: str = "auto",
+        device: str = "auto",
+    ) -> None:
         from vhs.models.registry import load_backend
 
         self.captioner = HFBackend(model_id, dtype=dtype, device=device, max_new_tokens=caption_tokens, batch_size=batch_size)
@@ -60,14 +73,16 @@ class CaptionBackend(BatchedBackend):
         size = self.captioner.batch_size
         for start in tqdm(range(0, len(todo), size), desc="caption images", unit="batch", leave=False, disable=len(todo) <= size):
             chunk = todo[start : start + size]
-            for image, reply in zip(chunk, self.captioner.generate_batch([Request(CAPTION_PROMPT, {}, (i,)) for i in chunk]), strict=True):
+            for image, reply in zip(
+                chunk, self.captioner.generate_batch([Request(CAPTION_PROMPT, (i,)) for i in chunk]), strict=True
+            ):
                 self.store.put(self._key(image), self.captioner.identity(), reply, 0.0)
                 known[image.sha256] = reply.text
         return [known[i.sha256] for i in images]
 
     def llm_request(self, request: Request) -> Request:
         """The text-only request the LLM answers: numbered captions, then the prompt."""
-        return Request(f"{numbered_captions(self.captions(request.images))}\n{request.prompt}", request.question, ())
+        return replace(request, prompt=f"{numbered_captions(self.captions(request.images))}\n{request.prompt}", images=())
 
     def prompt_tokens(self, request: Request) -> int | None:
         """The LLM's prompt tokens (captioning the images first if needed)."""
@@ -77,4 +92,7 @@ class CaptionBackend(BatchedBackend):
         """Caption what is missing, then one LLM batch."""
         self.captions(tuple(i for r in requests for i in r.images))
         replies = self.llm.generate_batch([self.llm_request(r) for r in requests])
-        return [Reply(reply.text, reply.input_tokens, reply.output_tokens, images_sent=len(r.images)) for reply, r in zip(replies, requests, strict=True)]
+        return [
+            Reply(reply.text, reply.input_tokens, reply.output_tokens, images_sent=len(r.images))
+            for reply, r in zip(replies, requests, strict=True)
+        ]

@@ -1,17 +1,18 @@
 """`clip-retrieve:CLIP_DIR[?reader=LLAVA_DIR]`: rank the haystack by CLIP-style similarity to the anchor,
 then answer on the top-k images (k=1 single needle, 3 multi) with synth-llava.
 
-The anchor is read from the question text itself, never from the record's answer fields.
+The anchor is the request's: the object the question asks about, which a user names; k is the question kind's.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from vhs.data.questions import parse_question, with_article
-from vhs.mirage.retriever import TOP_K
-from vhs.models.base import Backend, ImageRef, Reply, Request
+from vhs.data.kinds import KINDS, with_article
+from vhs.models.base import Backend
 from vhs.models.synth_llava import SynthLlavaBackend
+from vhs.protocol import ImageRef, Reply, Request
 from vhs.synth_models.clip import Clip, pad
 from vhs.synth_models.data import to_float
 from vhs.synth_models.inference import PerImage, weights_digest
@@ -52,12 +53,10 @@ class ClipRetrieveBackend(Backend):
 
     def rank(self, request: Request) -> list[int]:
         """Haystack positions, most anchor-like first."""
-        _, anchor, _ = parse_question(request.question["question"])
-        return self.ranker.scores(request.images, with_article(anchor)).argsort(descending=True).tolist()
+        return self.ranker.scores(request.images, with_article(request.anchor)).argsort(descending=True).tolist()
 
     def generate(self, request: Request) -> Reply:
         """Keep the top-k images in haystack order and let the reader answer on them."""
-        kind, _, _ = parse_question(request.question["question"])
-        kept = sorted(self.rank(request)[: TOP_K[kind]])
-        reply = self.reader.generate(Request(request.prompt, request.question, tuple(request.images[i] for i in kept)))
+        kept = sorted(self.rank(request)[: KINDS[request.kind].keep])
+        reply = self.reader.generate(replace(request, images=tuple(request.images[i] for i in kept)))
         return Reply(text=reply.text, input_tokens=reply.input_tokens, output_tokens=1, images_sent=len(kept), kept=tuple(kept))

@@ -16,7 +16,7 @@ from google import genai
 from google.genai import errors, types
 
 from vhs.models.api_common import ApiBackend, EncodedImage, error_for_status, resolve_key
-from vhs.models.base import BackendError, Limits, Reply
+from vhs.protocol import BackendError, Limits, Reply
 
 # Gemini API "Image understanding" guide: inline data only while the whole request stays under
 # 20 MB, and at most 3,600 images per request.
@@ -38,7 +38,9 @@ class GeminiBackend(ApiBackend):
     max_side: ClassVar[int] = USEFUL_MAX_SIDE
     key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
-    def __init__(self, model_id: str = "gemini-1.5-pro", thinking_budget: str = "", include_thoughts: str = "", **options: str) -> None:
+    def __init__(
+        self, model_id: str = "gemini-1.5-pro", thinking_budget: str = "", include_thoughts: str = "", **options: str
+    ) -> None:
         thinking = {"thinking_budget": int(thinking_budget)} if thinking_budget else {}
         if include_thoughts:
             thinking["include_thoughts"] = include_thoughts.lower() in ("1", "true", "yes")
@@ -52,7 +54,9 @@ class GeminiBackend(ApiBackend):
 
     def connect(self, api_key: str, base_url: str | None) -> genai.Client:
         """A client for the spec's endpoint, else `GOOGLE_GEMINI_BASE_URL`'s, else Google's."""
-        http = types.HttpOptions(base_url=base_url, timeout=int(self.timeout * 1000), retry_options=types.HttpRetryOptions(attempts=1))
+        http = types.HttpOptions(
+            base_url=base_url, timeout=int(self.timeout * 1000), retry_options=types.HttpRetryOptions(attempts=1)
+        )
         return genai.Client(api_key=resolve_key(api_key, self.key_env, "gemini"), http_options=http)
 
     def endpoint(self) -> str:

@@ -19,24 +19,11 @@ from typing import Any
 import torch
 from PIL import Image
 
-from vhs.models.base import BackendError, BatchedBackend, Limits, Reply, Request, open_rgb
+from vhs.devices import resolve_device, resolve_dtype
+from vhs.models.base import BatchedBackend
+from vhs.protocol import BackendError, Limits, Reply, Request, open_rgb
 
 DEFAULT_MODEL = "llava-hf/llava-1.5-7b-hf"
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def resolve_device(device: str) -> str:
-    """`auto` -> `cuda` when a GPU is present, else `cpu`; anything else as given."""
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-
-
-def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """`auto` -> bfloat16 on CUDA, float32 elsewhere; or one of float32, float16, bfloat16."""
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be auto or one of {', '.join(_DTYPES)}, got {dtype!r}")
-    return _DTYPES[dtype]
 
 
 def context_window(config: Any) -> int | None:
@@ -61,7 +48,15 @@ class HFBackend(BatchedBackend):
 
     name = "hf"
 
-    def __init__(self, model_id: str = "", dtype: str = "auto", device: str = "auto", max_new_tokens: str = "8", batch_size: str = "1", context: str = "") -> None:
+    def __init__(
+        self,
+        model_id: str = "",
+        dtype: str = "auto",
+        device: str = "auto",
+        max_new_tokens: str = "8",
+        batch_size: str = "1",
+        context: str = "",
+    ) -> None:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
         model_id = model_id or DEFAULT_MODEL
@@ -69,7 +64,12 @@ class HFBackend(BatchedBackend):
         torch_dtype = resolve_dtype(dtype, self.device)
         try:
             config = AutoConfig.from_pretrained(model_id)
-            super().__init__(model_id, dtype=str(torch_dtype).removeprefix("torch."), max_new_tokens=int(max_new_tokens), weights=weights_revision(model_id, config))
+            super().__init__(
+                model_id,
+                dtype=str(torch_dtype).removeprefix("torch."),
+                max_new_tokens=int(max_new_tokens),
+                weights=weights_revision(model_id, config),
+            )
             self.vision = getattr(config, "vision_config", None) is not None
             loader = AutoModelForImageTextToText if self.vision else AutoModelForCausalLM
             self.model = loader.from_pretrained(model_id, dtype=torch_dtype).to(self.device).eval()
@@ -86,10 +86,14 @@ class HFBackend(BatchedBackend):
 
     def chat(self, prompt: str, images: int) -> str:
         """The templated text: `images` image placeholders first, then the prompt, then the assistant turn."""
-        content: list[dict] | str = [*({"type": "image"} for _ in range(images)), {"type": "text", "text": prompt}] if self.vision else prompt
+        content: list[dict] | str = (
+            [*({"type": "image"} for _ in range(images)), {"type": "text", "text": prompt}] if self.vision else prompt
+        )
         if self.processor.chat_template is None:
             raise BackendError(f"{self.model_id} has no chat template; give a model with one")
-        return self.processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False)
+        return self.processor.apply_chat_template(
+            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+        )
 
     def _text_tokens(self, text: str) -> int:
         # a processor adds the BOS itself; a text model's chat template already holds it
@@ -122,7 +126,9 @@ class HFBackend(BatchedBackend):
         else:
             inputs = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         inputs = inputs.to(self.device)
-        output = self.model.generate(**inputs, max_new_tokens=self.params["max_new_tokens"], do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
+        output = self.model.generate(
+            **inputs, max_new_tokens=self.params["max_new_tokens"], do_sample=False, pad_token_id=self.tokenizer.pad_token_id
+        )
         new = output[:, inputs["input_ids"].shape[1] :]
         replies = []
         cap = self.params["max_new_tokens"]
@@ -139,4 +145,3 @@ class HFBackend(BatchedBackend):
                 )
             )
         return replies
-

@@ -20,7 +20,10 @@ LLAVA_CHAT_TEMPLATE = (
     "{% for item in message['content'] %}{% if item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}"
     "{% else %}{{ message['content'] }}{% endif %} {% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
 )
-TEXT_CHAT_TEMPLATE = "<s>{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"
+TEXT_CHAT_TEMPLATE = (
+    "<s>{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+)
 _CORPUS = [
     "You are given a set of images. Please answer the following question in Yes or No:",
     "For the image with a person, is there a dog? For all images with an apple, do all of them contain a cup?",
@@ -56,17 +59,28 @@ def _tokenizer(chat_template: str):
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(_CORPUS, trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>", chat_template=chat_template)
+    bpe.train_from_iterator(
+        _CORPUS,
+        trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>", chat_template=chat_template
+    )
 
 
 def _llama_config(sizes: Sizes, tokenizer):
     from transformers import LlamaConfig
 
     return LlamaConfig(
-        vocab_size=sizes.vocab or len(tokenizer), hidden_size=sizes.width, intermediate_size=sizes.width * 11 // 4,
-        num_hidden_layers=sizes.layers, num_attention_heads=sizes.heads, num_key_value_heads=sizes.heads,
-        max_position_embeddings=sizes.context, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=sizes.vocab or len(tokenizer),
+        hidden_size=sizes.width,
+        intermediate_size=sizes.width * 11 // 4,
+        num_hidden_layers=sizes.layers,
+        num_attention_heads=sizes.heads,
+        num_key_value_heads=sizes.heads,
+        max_position_embeddings=sizes.context,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
 
@@ -75,15 +89,22 @@ def _vision_config(sizes: Sizes):
     from transformers import CLIPVisionConfig
 
     return CLIPVisionConfig(
-        hidden_size=sizes.vision_width, intermediate_size=sizes.vision_width * 4, num_hidden_layers=sizes.vision_layers,
-        num_attention_heads=sizes.vision_heads, image_size=sizes.image_size, patch_size=sizes.patch_size, projection_dim=sizes.vision_width,
+        hidden_size=sizes.vision_width,
+        intermediate_size=sizes.vision_width * 4,
+        num_hidden_layers=sizes.vision_layers,
+        num_attention_heads=sizes.vision_heads,
+        image_size=sizes.image_size,
+        patch_size=sizes.patch_size,
+        projection_dim=sizes.vision_width,
     )
 
 
 def _image_processor(sizes: Sizes):
     from transformers import CLIPImageProcessor
 
-    return CLIPImageProcessor(size={"shortest_edge": sizes.image_size}, crop_size={"height": sizes.image_size, "width": sizes.image_size})
+    return CLIPImageProcessor(
+        size={"shortest_edge": sizes.image_size}, crop_size={"height": sizes.image_size, "width": sizes.image_size}
+    )
 
 
 def write_clip_vision(directory: Path, sizes: Sizes = TINY, seed: int = 0) -> Path:
@@ -103,12 +124,23 @@ def write_llava(directory: Path, sizes: Sizes = TINY, seed: int = 0, dtype: torc
     tokenizer = _tokenizer(LLAVA_CHAT_TEMPLATE)
     vision = _vision_config(sizes)
     config = LlavaConfig(
-        vision_config=vision, text_config=_llama_config(sizes, tokenizer), image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
-        vision_feature_layer=-2, vision_feature_select_strategy="default", image_seq_length=(sizes.image_size // sizes.patch_size) ** 2,
+        vision_config=vision,
+        text_config=_llama_config(sizes, tokenizer),
+        image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+        image_seq_length=(sizes.image_size // sizes.patch_size) ** 2,
     )
     torch.manual_seed(seed)
     LlavaForConditionalGeneration(config).to(dtype).save_pretrained(directory)
-    processor = LlavaProcessor(image_processor=_image_processor(sizes), tokenizer=tokenizer, patch_size=sizes.patch_size, vision_feature_select_strategy="default", chat_template=LLAVA_CHAT_TEMPLATE, num_additional_image_tokens=1)
+    processor = LlavaProcessor(
+        image_processor=_image_processor(sizes),
+        tokenizer=tokenizer,
+        patch_size=sizes.patch_size,
+        vision_feature_select_strategy="default",
+        chat_template=LLAVA_CHAT_TEMPLATE,
+        num_additional_image_tokens=1,
+    )
     processor.save_pretrained(directory)
     return Path(directory)
 

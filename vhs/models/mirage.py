@@ -15,14 +15,14 @@ from pathlib import Path
 
 import torch
 
-from vhs.data.questions import parse_question
+from vhs.data.kinds import KINDS
 from vhs.errors import VhsError
 from vhs.mirage.hub import HubMirage
 from vhs.mirage.model import Mirage, MirageMechanisms
-from vhs.mirage.retriever import TOP_K
 from vhs.mirage.store import FeatureStore
-from vhs.models.base import BatchedBackend, ImageRef, Limits, Reply, Request
+from vhs.models.base import BatchedBackend
 from vhs.paths import data_root
+from vhs.protocol import ImageRef, Limits, Reply, Request
 from vhs.synth_models.inference import weights_digest
 
 DEFAULT_DIR = "runs/mirage"
@@ -66,19 +66,18 @@ class MirageBackend(BatchedBackend):
         if not self.model.query_aware:
             return stored
         with torch.no_grad():
-            return self.model.compress(stored, self.model.question_ids(request.question["question"]))
+            return self.model.compress(stored, self.model.question_ids(request.question))
 
     def prompt_tokens(self, request: Request) -> int:
         """The LM's tokens at most: k kept images of K tokens each, framed, and the question."""
-        kind, _, _ = parse_question(request.question["question"])
-        return self.model.lm_tokens(min(TOP_K[kind], len(request.images)), self.model.question_ids(request.question["question"]))
+        keep = KINDS[request.kind].keep
+        return self.model.lm_tokens(min(keep, len(request.images)), self.model.question_ids(request.question))
 
     def generate_batch(self, requests: list[Request]) -> list[Reply]:
         """Each haystack: score every image, keep by the official rule, answer over the kept ones."""
         replies = []
         for request in requests:
-            kind, _, _ = parse_question(request.question["question"])
-            text, kept = self.model.answer(self.haystack_tokens(request), request.question["question"], kind)
-            tokens = self.model.lm_tokens(len(kept), self.model.question_ids(request.question["question"]))
+            text, kept = self.model.answer(self.haystack_tokens(request), request.question, KINDS[request.kind].keep)
+            tokens = self.model.lm_tokens(len(kept), self.model.question_ids(request.question))
             replies.append(Reply(text=text, input_tokens=tokens, output_tokens=1, images_sent=len(kept), kept=tuple(kept)))
         return replies

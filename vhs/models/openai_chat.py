@@ -17,7 +17,7 @@ from typing import ClassVar
 import openai
 
 from vhs.models.api_common import ApiBackend, EncodedImage, error_for_status, resolve_key
-from vhs.models.base import BackendError, Limits, MissingKeyError, Reply
+from vhs.protocol import BackendError, Limits, MissingKeyError, Reply
 
 # OpenAI "Images and vision" guide: up to 500 images and 50 MB of image bytes per request, 20 MB per image.
 MAX_IMAGES_PER_REQUEST = 500
@@ -37,7 +37,14 @@ class OpenAIBackend(ApiBackend):
     max_side: ClassVar[int] = USEFUL_MAX_SIDE
     key_env = ("OPENAI_API_KEY",)
 
-    def __init__(self, model_id: str = "gpt-4o", order: str = "text-first", detail: str = "auto", reasoning_effort: str = "", **options: str) -> None:
+    def __init__(
+        self,
+        model_id: str = "gpt-4o",
+        order: str = "text-first",
+        detail: str = "auto",
+        reasoning_effort: str = "",
+        **options: str,
+    ) -> None:
         if order not in ("text-first", "images-first"):
             raise BackendError(f"openai: order must be text-first or images-first, got {order!r}")
         effort = {"reasoning_effort": reasoning_effort} if reasoning_effort else {}
@@ -81,7 +88,9 @@ class OpenAIBackend(ApiBackend):
             for image in images
         ]
         content = text + pictures if self.params["order"] == "text-first" else pictures + text
-        response = self.client.chat.completions.create(model=self.model_id, messages=[{"role": "user", "content": content}], **self.generation())
+        response = self.client.chat.completions.create(
+            model=self.model_id, messages=[{"role": "user", "content": content}], **self.generation()
+        )
         if not response.choices:
             raise BackendError(f"{self.name}: the response holds no choices")
         choice, usage = response.choices[0], response.usage
@@ -102,4 +111,3 @@ class OpenAIBackend(ApiBackend):
         if isinstance(exc, openai.APIStatusError):
             return error_for_status(exc.status_code, exc.message, exc.response.headers)
         return None
-

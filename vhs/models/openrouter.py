@@ -9,8 +9,8 @@ takes `max_tokens` for every model and its own `reasoning` object (`{"effort": â
 import openai
 
 from vhs.models.api_common import resolve_key
-from vhs.models.base import BackendError
 from vhs.models.openai_chat import OpenAIBackend
+from vhs.protocol import BackendError
 
 BASE_URL = "https://openrouter.ai/api/v1"
 # Models OpenRouter lists as always reasoning, by id prefix (its "Reasoning tokens" guide).
@@ -31,7 +31,12 @@ class OpenRouterBackend(OpenAIBackend):
 
     def connect(self, api_key: str, base_url: str | None) -> openai.OpenAI:
         """A client for OpenRouter (or the spec's endpoint), with OpenRouter's key."""
-        return openai.OpenAI(api_key=resolve_key(api_key, self.key_env, "openrouter"), base_url=base_url or BASE_URL, max_retries=0, timeout=self.timeout)
+        return openai.OpenAI(
+            api_key=resolve_key(api_key, self.key_env, "openrouter"),
+            base_url=base_url or BASE_URL,
+            max_retries=0,
+            timeout=self.timeout,
+        )
 
     def reasons_by_default(self, model_id: str, params: dict) -> bool:
         """The always-reasoning models OpenRouter lists, by id; any model given a reasoning setting."""

@@ -1,15 +1,18 @@
 """`oracle`: answers from the annotations of the images it is given. Must score 100%: the ceiling.
 
 It does what the question asks, with perfect perception: finds the images whose annotations show
-the anchor, then checks them for the target ("all" or "any"). It never reads the stated answer.
+the anchor, then checks them for the target by the question kind's rule (`vhs.data.kinds`). A request
+carries no answer to read.
 """
 
 import threading
 from pathlib import Path
 
 from vhs.data.catalog import PRESENT, Catalog
+from vhs.data.kinds import KINDS
 from vhs.data.profiles import load_profile_catalog
-from vhs.models.base import Backend, Reply, Request
+from vhs.models.base import Backend
+from vhs.protocol import Reply, Request
 
 
 class OracleBackend(Backend):
@@ -30,12 +33,10 @@ class OracleBackend(Backend):
             return self._catalogs[dataset]
 
     def generate(self, request: Request) -> Reply:
-        """"Yes"/"No" from the annotations of the images in the request."""
-        question = request.question
-        catalog = self._catalog(question["dataset"])
+        """ "Yes"/"No" from the annotations of the images in the request."""
+        catalog = self._catalog(request.dataset)
         rows = catalog.rows_of([image.image_id for image in request.images])
-        shows_anchor = catalog.state[rows, catalog.category_index(question["anchor"])] == PRESENT
-        shows_target = catalog.state[rows, catalog.category_index(question["target"])] == PRESENT
-        holds = shows_target[shows_anchor]
-        yes = holds.any() if question.get("quantifier") == "any" else holds.all() and holds.size > 0
-        return Reply(text="Yes" if yes else "No", images_sent=len(request.images))
+        shows_anchor = catalog.state[rows, catalog.category_index(request.anchor)] == PRESENT
+        shows_target = catalog.state[rows, catalog.category_index(request.target)] == PRESENT
+        answer = KINDS[request.kind].answer(shows_target[shows_anchor])
+        return Reply(text=answer.capitalize(), images_sent=len(request.images))

@@ -2,7 +2,8 @@
 
 import hashlib
 
-from vhs.models.base import Backend, Reply, Request
+from vhs.models.base import Backend
+from vhs.protocol import Reply, Request
 
 
 class RandomBackend(Backend):
@@ -19,5 +20,5 @@ class RandomBackend(Backend):
 
     def generate(self, request: Request) -> Reply:
         """Heads "Yes", tails "No"."""
-        key = f"{self.params['seed']}|{request.question['qid']}|{','.join(i.sha256 for i in request.images)}"
+        key = f"{self.params['seed']}|{request.qid}|{','.join(i.sha256 for i in request.images)}"
         return Reply(text="Yes" if hashlib.sha256(key.encode()).digest()[0] & 1 else "No")

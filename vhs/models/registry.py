@@ -13,7 +13,9 @@ import re
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from vhs.errors import VhsError
-from vhs.models.base import Backend, BackendError, MissingKeyError
+from vhs.models.base import Backend
+from vhs.protocol import BackendError, MissingKeyError
+from vhs.zoo import MODELS, evaluated
 
 BACKENDS: dict[str, str] = {
     "oracle": "vhs.models.oracle:OracleBackend",
@@ -132,11 +134,9 @@ def public_spec(spec: str) -> str:
 
 
 def trained_here(name: str, runs: str = "runs") -> str:
-    """The backend spec of a synth model trained by `vhs train` into `runs/NAME`: `synth-llava`,
-    `synth-caption`, `mirage`, `mirage-query` (a `mirage` checkpoint), or `clip-retrieve` (synth-clip
-    ranking, synth-llava answering)."""
-    if name == "clip-retrieve":
-        return f"clip-retrieve:{runs}/synth-clip?reader={runs}/synth-llava"
-    if name in ("synth-llava", "synth-caption", "mirage", "mirage-query"):
-        return f"{name.removesuffix('-query')}:{runs}/{name}"
-    raise VhsError(f"{name!r} is not a model trained here; use synth-llava, synth-caption, clip-retrieve, mirage or mirage-query")
+    """The backend spec of a model trained here (`vhs.zoo`) whose checkpoints `vhs train` wrote under `runs`."""
+    model = MODELS.get(name)
+    if model is None or not model.spec:
+        known = ", ".join(m.name for m in evaluated())
+        raise VhsError(f"{name!r} is not a model trained here; use {known}")
+    return model.spec.format(runs=runs)

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from vhs.models.base import BatchedBackend, Limits, Reply, Request
+from vhs.models.base import BatchedBackend
+from vhs.protocol import Limits, Reply, Request
 from vhs.synth_models.caption_lm import SynthCaptionLM
 from vhs.synth_models.inference import PerImage, weights_digest
 
@@ -24,7 +25,7 @@ class SynthCaptionBackend(BatchedBackend):
         self.captions = PerImage(self.model.captioner.captions)
 
     def _prompt(self, request: Request) -> list[int]:
-        return self.model.prompt_ids(self.captions.of(request.images), request.question["question"])
+        return self.model.prompt_ids(self.captions.of(request.images), request.question)
 
     def prompt_tokens(self, request: Request) -> int:
         """Words of all captions plus the question; a haystack whose framing alone ("image N : .",
@@ -38,4 +39,7 @@ class SynthCaptionBackend(BatchedBackend):
         """One forward pass for the whole batch."""
         prompts = [self._prompt(r) for r in requests]
         answers = self.model.answer(prompts)
-        return [Reply(text=a, input_tokens=len(p), output_tokens=1, images_sent=len(r.images)) for a, p, r in zip(answers, prompts, requests, strict=True)]
+        return [
+            Reply(text=a, input_tokens=len(p), output_tokens=1, images_sent=len(r.images))
+            for a, p, r in zip(answers, prompts, requests, strict=True)
+        ]

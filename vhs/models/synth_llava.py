@@ -4,7 +4,8 @@ from pathlib import Path
 
 import torch
 
-from vhs.models.base import BatchedBackend, Limits, Reply, Request
+from vhs.models.base import BatchedBackend
+from vhs.protocol import Limits, Reply, Request
 from vhs.synth_models.data import to_float
 from vhs.synth_models.inference import PerImage, weights_digest
 from vhs.synth_models.llava import SynthLlava
@@ -31,10 +32,13 @@ class SynthLlavaBackend(BatchedBackend):
 
     def prompt_tokens(self, request: Request) -> int:
         """64 tokens per image plus the question."""
-        return self.model.tokens_needed(len(request.images), request.question["question"])
+        return self.model.tokens_needed(len(request.images), request.question)
 
     def generate_batch(self, requests: list[Request]) -> list[Reply]:
         """One forward pass for the whole batch."""
         features = [torch.stack(self.features.of(r.images)) for r in requests]
-        answers = self.model.answer(features, [r.question["question"] for r in requests])
-        return [Reply(text=a, input_tokens=self.prompt_tokens(r), output_tokens=1, images_sent=len(r.images)) for a, r in zip(answers, requests, strict=True)]
+        answers = self.model.answer(features, [r.question for r in requests])
+        return [
+            Reply(text=a, input_tokens=self.prompt_tokens(r), output_tokens=1, images_sent=len(r.images))
+            for a, r in zip(answers, requests, strict=True)
+        ]

@@ -31,7 +31,9 @@ def polygon_mask(points: list[tuple[float, float]], height: int, width: int) -> 
     return slice(y0, y1), slice(x0, x1), inside
 
 
-def fill_polygon(canvas: np.ndarray, points: list[tuple[float, float]], value: int, labels: np.ndarray | None = None, label: int = 0) -> None:
+def fill_polygon(
+    canvas: np.ndarray, points: list[tuple[float, float]], value: int, labels: np.ndarray | None = None, label: int = 0
+) -> None:
     """Paint the polygon onto `canvas` with `value` (and onto `labels` with `label`, if given)."""
     found = polygon_mask(points, canvas.shape[0], canvas.shape[1])
     if found is None:

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vhs.errors import VhsError
+from vhs.paths import write_atomically
 from vhs.synth import vocab
 from vhs.synth.png import encode_palette_png
 from vhs.synth.raster import fill_polygon
@@ -59,7 +60,9 @@ def _draw_background(rng: np.random.Generator, size: int) -> np.ndarray:
 def _draw_clutter(rng: np.random.Generator, canvas: np.ndarray) -> None:
     size = canvas.shape[0]
     for _ in range(int(rng.integers(6, 16))):
-        colour = vocab.background_index(int(rng.integers(vocab.NUM_BACKGROUND_FAMILIES)), int(rng.integers(vocab.BACKGROUND_LEVELS)))
+        colour = vocab.background_index(
+            int(rng.integers(vocab.NUM_BACKGROUND_FAMILIES)), int(rng.integers(vocab.BACKGROUND_LEVELS))
+        )
         x, y = (rng.random(2) * size).tolist()
         if rng.random() < 0.5:  # a stray line: a thin quadrilateral
             dx, dy = ((rng.random(2) * 2 - 1) * size * 0.4).tolist()
@@ -116,7 +119,7 @@ def render_scene(seed: int, index: int, size: int) -> tuple[np.ndarray, list[dic
             {
                 "category_id": obj.category.id,
                 "bbox": [x0, y0, int(xs.max()) + 1 - x0, int(ys.max()) + 1 - y0],
-                "area": int(len(xs)),
+                "area": len(xs),
                 "segmentation": [[coord for point in points for coord in point]],
                 "iscrowd": 0,
             }
@@ -162,9 +165,7 @@ def write_synth_dataset(out: Path, images: int, seed: int, size: int = 64, worke
                 per_image[index] = annotations
     dataset = _coco_document(per_image, seed, size)
     target = Path(out) / "annotations.json"
-    partial = target.with_suffix(".json.part")
-    partial.write_text(json.dumps(dataset, sort_keys=True, separators=(",", ":")))
-    partial.replace(target)
+    write_atomically(target, json.dumps(dataset, sort_keys=True, separators=(",", ":")).encode())
     return target
 
 
@@ -186,7 +187,5 @@ def _coco_document(per_image: list[list[dict]], seed: int, size: int) -> dict:
             for index in range(len(per_image))
         ],
         "annotations": annotations,
-        "categories": [
-            {"id": c.id, "name": c.name, "supercategory": c.shape} for c in vocab.categories()
-        ],
+        "categories": [{"id": c.id, "name": c.name, "supercategory": c.shape} for c in vocab.categories()],
     }

@@ -94,9 +94,7 @@ _OUTLINES: dict[str, list[tuple[int, float]]] = {
     "triangle": _ring((1.0,), 40, start=90),
     "star": _ring((1.0, 0.45), 12, start=90),
     "cross": [
-        (a % ANGLE_STEPS, r)
-        for arm in range(4)
-        for a, r in ((arm * 30 - 6, 1.0), (arm * 30 + 6, 1.0), (arm * 30 + 15, 0.44))
+        (a % ANGLE_STEPS, r) for arm in range(4) for a, r in ((arm * 30 - 6, 1.0), (arm * 30 + 6, 1.0), (arm * 30 + 15, 0.44))
     ],
 }
 

@@ -1,6 +1,7 @@
 """synth-caption: the caption-then-LLM baseline. The captioner writes one caption per image; the tiny
 LM reads them numbered, in haystack order, then the question: "image 1 : a red circle . image 2 :
-nothing . question : ... {target}" (the answer is read after the target's name). Its text window is fixed (256 tokens), about 15-20 captions.
+nothing . question : ... {target}" (the answer is read after the target's name). Its text window is fixed
+(256 tokens), about 15-20 captions.
 """
 
 from collections.abc import Callable
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from vhs.data.catalog import Catalog
+from vhs.data.kinds import kind_of
 from vhs.synth_models.captioner import Captioner, CaptionerConfig
 from vhs.synth_models.checkpoint import Checkpointable
 from vhs.synth_models.clip import pad, visible_names
@@ -32,6 +34,7 @@ class CaptionLMConfig:
     heads: int = 4
     context: int = 256
     vocab: int = len(Tokenizer())
+
 
 class SynthCaptionLM(Checkpointable):
     """Captioner + tiny LM over numbered captions."""
@@ -77,11 +80,12 @@ def read_captions(captions: list[str], question: dict) -> str | None:
     holders = [names for names in map(caption_names, captions) if question["anchor"] in names]
     if not holders:
         return None
-    named = [question["target"] in names for names in holders]
-    return "yes" if (all(named) if question.get("quantifier") == "all" else any(named)) else "no"
+    return kind_of(question).answer(question["target"] in names for names in holders)
 
 
-def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: int, batch: int = 128, lr: float = 3e-3) -> tuple[SynthCaptionLM, dict[str, list[float]]]:
+def train_caption_lm(
+    captioner: Captioner, catalog: Catalog, steps: int, seed: int, batch: int = 128, lr: float = 3e-3
+) -> tuple[SynthCaptionLM, dict[str, list[float]]]:
     """Train the LM in two phases (the curve keeps each):
 
     1. reading (half the steps): single-image questions over the true captions, the text-only
@@ -89,13 +93,15 @@ def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: i
        chance at step 30-66 of a 250-step phase and answered 100% of 2,000 held-out questions (three
        seeds, measured); the 200-step phase of the default 400 steps ends at loss 0.012, and the
        reader answers 99.5% of 400 evaluation questions over true captions;
-    2. haystacks (the other half, batches of a quarter the size, each of one haystack size): questions over 1-8 images, read from the
-       captioner's own captions, at a third of the learning rate, answered as those captions say
+    2. haystacks (the other half, batches of a quarter the size, each of one haystack size): questions over 1-8
+       images, read from the captioner's own captions, at a third of the learning rate, answered as those captions say
        (`read_captions`; the true answer where no caption names the anchor): the LM learns to read
        what it is given, not to second-guess the captioner.
     """
     torch.manual_seed(seed)
-    config = CaptionLMConfig(width=captioner.config.width, categories=list(captioner.config.categories), threshold=captioner.config.threshold)
+    config = CaptionLMConfig(
+        width=captioner.config.width, categories=list(captioner.config.categories), threshold=captioner.config.threshold
+    )
     model = SynthCaptionLM(config)
     model.captioner.load_state_dict(captioner.state_dict())
     model.captioner.requires_grad_(False)
@@ -103,10 +109,15 @@ def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: i
     written = model.captioner.captions_from_features(patch_features(model.captioner.image_encoder, catalog))
     first = steps // 2
     reading = training_questions(catalog, (1,), min(20_000, steps * batch), seed, multi=False)
-    haystacks = in_size_runs([
-        q for q in training_questions(catalog, (1, 2, 3, 5, 8), (steps - first) * (batch // 4) // 8, seed + 1)
-        if len(model.prompt_ids([written[r] for r in catalog.rows_of(q["image_ids"])], q["question"])) <= config.context
-    ], batch // 4, seed + 1)
+    haystacks = in_size_runs(
+        [
+            q
+            for q in training_questions(catalog, (1, 2, 3, 5, 8), (steps - first) * (batch // 4) // 8, seed + 1)
+            if len(model.prompt_ids([written[r] for r in catalog.rows_of(q["image_ids"])], q["question"])) <= config.context
+        ],
+        batch // 4,
+        seed + 1,
+    )
     model.train()
 
     def phase(questions: list[dict], captions: list[str], batch: int) -> Callable[[int], torch.Tensor]:
@@ -121,6 +132,8 @@ def train_caption_lm(captioner: Captioner, catalog: Catalog, steps: int, seed: i
 
     curves = {
         "reading": fit(model.lm.parameters(), first, lr, "train synth-caption: reading", phase(reading, truth, batch)),
-        "haystacks": fit(model.lm.parameters(), steps - first, lr / 3, "train synth-caption: haystacks", phase(haystacks, written, batch // 4)),
+        "haystacks": fit(
+            model.lm.parameters(), steps - first, lr / 3, "train synth-caption: haystacks", phase(haystacks, written, batch // 4)
+        ),
     }
     return model.eval(), curves

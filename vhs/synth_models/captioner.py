@@ -2,7 +2,8 @@
 
 Each patch votes for every category through a small MLP; a category's logit is a smooth maximum of
 the votes (log-mean-exp over patches), so a small object in one corner counts. The caption lists, in vocabulary order,
-the categories whose logit passes the threshold chosen after training (recall and specificity balanced): "a red circle , a blue star", or "nothing".
+the categories whose logit passes the threshold chosen after training (recall and specificity balanced):
+"a red circle , a blue star", or "nothing".
 """
 
 from dataclasses import dataclass, field
@@ -40,7 +41,9 @@ class Captioner(Checkpointable):
         super().__init__()
         self.config = config
         self.image_encoder = ImageEncoder(config.width)
-        self.head = nn.Sequential(nn.Linear(config.width, config.width), nn.GELU(), nn.Linear(config.width, len(config.categories)))
+        self.head = nn.Sequential(
+            nn.Linear(config.width, config.width), nn.GELU(), nn.Linear(config.width, len(config.categories))
+        )
 
     def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
         """(B, 64, width) -> (B, C) presence logits, 1,024 images at a time (a whole split's features
@@ -59,7 +62,9 @@ class Captioner(Checkpointable):
         return [caption_of([self.config.categories[c] for c in np.flatnonzero(row.numpy())]) for row in present]
 
 
-def train_captioner(clip: Clip, catalog: Catalog, steps: int, seed: int, batch: int = 512, lr: float = 3e-3) -> tuple[Captioner, dict[str, list[float]]]:
+def train_captioner(
+    clip: Clip, catalog: Catalog, steps: int, seed: int, batch: int = 512, lr: float = 3e-3
+) -> tuple[Captioner, dict[str, list[float]]]:
     """Train the presence head on frozen CLIP features (ambiguous categories masked out)."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -76,7 +81,9 @@ def train_captioner(clip: Clip, catalog: Catalog, steps: int, seed: int, batch: 
 
     curve = fit(model.head.parameters(), steps, lr, "train synth-captioner", loss_at)
     with torch.no_grad():
-        model.config.threshold = balanced_threshold(model.logits_from_features(features[:4096]), targets.present[:4096], targets.known[:4096])
+        model.config.threshold = balanced_threshold(
+            model.logits_from_features(features[:4096]), targets.present[:4096], targets.known[:4096]
+        )
     return model.eval(), {"train": curve}
 
 

@@ -53,7 +53,9 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(*conv_bn_gelu(channels, channels, 1), nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels))
+        self.body = nn.Sequential(
+            *conv_bn_gelu(channels, channels, 1), nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.gelu(x + self.body(x))
@@ -87,8 +89,11 @@ class ImageEncoder(nn.Module):
     def __init__(self, width: int) -> None:
         super().__init__()
         self.convs = nn.Sequential(
-            *conv_bn_gelu(3, 16, 2), *conv_bn_gelu(16, 48, 2), ResidualBlock(48),
-            *conv_bn_gelu(48, width, 2), ResidualBlock(width),
+            *conv_bn_gelu(3, 16, 2),
+            *conv_bn_gelu(16, 48, 2),
+            ResidualBlock(48),
+            *conv_bn_gelu(48, width, 2),
+            ResidualBlock(width),
             nn.Conv2d(width, width, 1),
         )
         self.position = nn.Parameter(torch.zeros(1, 64, width))
@@ -112,7 +117,9 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.tokens = nn.Embedding(config.vocab, config.embed, padding_idx=0)
         self.position = nn.Parameter(torch.zeros(1, config.max_text, config.embed))
-        layer = nn.TransformerEncoderLayer(config.embed, config.heads, 2 * config.embed, dropout=0.0, batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            config.embed, config.heads, 2 * config.embed, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.layers = nn.TransformerEncoder(layer, config.text_layers, enable_nested_tensor=False)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -175,23 +182,34 @@ def visible_names(catalog: Catalog) -> list[list[str]]:
     return [[catalog.category_names[c] for c in np.flatnonzero(row == PRESENT)] for row in catalog.state]
 
 
-def train_clip(catalog: Catalog, steps: int, seed: int, batch: int = 64, lr: float = 4e-3) -> tuple[Clip, dict[str, list[float]]]:
+def train_clip(
+    catalog: Catalog,
+    steps: int,
+    seed: int,
+    batch: int = 64,
+    lr: float = 4e-3,
+    patch_weight: float = PATCH_WEIGHT,
+    align_steps_per_step: float = 0.5,
+    align_batch: int = 128,
+    align_lr: float = 3e-3,
+) -> tuple[Clip, dict[str, list[float]]]:
     """Train the encoder (`steps` steps), then align the CLIP-style pair on its frozen features
-    (`steps // 2` steps of 128 images: on one encoder, the chance that an image holding a category
-    outranks 999 without it, by its name's text, was 0.369 against 0.342 for half as many steps of 256,
-    in the same time, and 0.371 for 4x the steps of 64).
+    (`align_steps_per_step` as many steps, of `align_batch` images: more, smaller batches ranked no
+    better in the same time; the book's appendix on tuning has the measurements).
 
     Returns the model and its loss curves, one per phase.
     """
     torch.manual_seed(seed)
     model = Clip(ClipConfig())
     pixels = load_pixels(catalog)
-    encoder = _train_encoder(model, pixels, catalog, steps, seed, batch, lr)
-    align = _align(model, catalog, max(steps // 2, 1), seed, batch=128, lr=3e-3)
+    encoder = _train_encoder(model, pixels, catalog, steps, seed, batch, lr, patch_weight)
+    align = _align(model, catalog, max(int(steps * align_steps_per_step), 1), seed, batch=align_batch, lr=align_lr)
     return model.eval(), {"encoder": encoder, "align": align}
 
 
-def _train_encoder(model: Clip, pixels: torch.Tensor, catalog: Catalog, steps: int, seed: int, batch: int, lr: float) -> list[float]:
+def _train_encoder(
+    model: Clip, pixels: torch.Tensor, catalog: Catalog, steps: int, seed: int, batch: int, lr: float, patch_weight: float
+) -> list[float]:
     """Image-level presence (smooth max over patches) + per-patch presence from the annotation boxes."""
     generator = torch.Generator().manual_seed(seed)
     presence, dense = Presence.of(catalog), patch_labels(catalog)
@@ -201,9 +219,11 @@ def _train_encoder(model: Clip, pixels: torch.Tensor, catalog: Catalog, steps: i
         rows = torch.randint(len(pixels), (batch,), generator=generator)
         votes = model.presence_head(model.image_encoder(to_float(pixels[rows])))
         seen = F.binary_cross_entropy_with_logits(smooth_max(votes), presence.present[rows], weight=presence.known[rows].float())
-        return seen + PATCH_WEIGHT * F.binary_cross_entropy_with_logits(votes, dense[rows])
+        return seen + patch_weight * F.binary_cross_entropy_with_logits(votes, dense[rows])
 
-    return fit([*model.image_encoder.parameters(), *model.presence_head.parameters()], steps, lr, "train synth-clip encoder", loss_at)
+    return fit(
+        [*model.image_encoder.parameters(), *model.presence_head.parameters()], steps, lr, "train synth-clip encoder", loss_at
+    )
 
 
 def _align(model: Clip, catalog: Catalog, steps: int, seed: int, batch: int, lr: float) -> list[float]:

@@ -5,7 +5,6 @@ The evaluation haystacks come from `synth/eval` (seed 0); everything here reads 
 """
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from tqdm import tqdm
 
 from vhs.data.catalog import AMBIGUOUS, PRESENT, Catalog
 from vhs.data.profiles import SynthSplit, ensure_synth, load_profile_catalog
-from vhs.paths import data_root
+from vhs.paths import atomic_path, data_root
 
 SYNTH_TRAIN = SynthSplit(name="train", images=20_000, seed=1)
 
@@ -43,19 +42,20 @@ def load_pixels(catalog: Catalog, paths: list[Path] | None = None) -> torch.Tens
 
 
 def _decode(files: list[Path]) -> np.ndarray:
-    pixels = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in tqdm(files, desc="decode images", unit="img", leave=False)])
+    pixels = np.stack(
+        [np.asarray(Image.open(f).convert("RGB")) for f in tqdm(files, desc="decode images", unit="img", leave=False)]
+    )
     return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
 
 
 def _cached(path: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:
     """`compute()`'s array, saved at `path` on first use and read back from it after; written whole
-    or not at all, one partial file per process (two trainings may write at once)."""
+    or not at all (two trainings may write at once)."""
     if path.exists():
         return np.load(path)
     array = compute()
-    partial = path.with_suffix(f".{os.getpid()}.npy")
-    np.save(partial, array)
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        np.save(partial, array)
     return array
 
 
@@ -86,7 +86,9 @@ def patch_labels(catalog: Catalog, grid: int = 8) -> torch.Tensor:
 
 def _patch_labels(catalog: Catalog, grid: int) -> np.ndarray:
     document = json.loads((catalog.root / "annotations.json").read_text())
-    column = {c["id"]: catalog.category_names.index(c["name"]) for c in document["categories"] if c["name"] in catalog.category_names}
+    column = {
+        c["id"]: catalog.category_names.index(c["name"]) for c in document["categories"] if c["name"] in catalog.category_names
+    }
     row_of = {int(image_id): row for row, image_id in enumerate(catalog.image_ids)}
     sizes = {image["id"]: (image["width"], image["height"]) for image in document["images"]}
     labels = np.zeros((len(catalog.image_ids), grid, grid, len(catalog.category_names)), np.uint8)

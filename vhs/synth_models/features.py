@@ -6,7 +6,6 @@ beside the split's pixels, under a digest of the encoder's weights, and read bac
 """
 
 import hashlib
-import os
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -14,6 +13,7 @@ from torch import nn
 from tqdm import tqdm
 
 from vhs.data.catalog import Catalog
+from vhs.paths import atomic_path
 from vhs.synth_models.data import load_pixels, to_float
 
 
@@ -35,12 +35,14 @@ def patch_features(encoder: nn.Module, catalog: Catalog, batch: int = 512, progr
     if path.exists():
         return load_file(path)["features"]
     pixels = load_pixels(catalog)
-    chunks = [encoder(to_float(pixels[start : start + batch])) for start in tqdm(range(0, len(pixels), batch), desc="encode images", unit="batch", leave=False, disable=not progress)]
+    chunks = [
+        encoder(to_float(pixels[start : start + batch]))
+        for start in tqdm(range(0, len(pixels), batch), desc="encode images", unit="batch", leave=False, disable=not progress)
+    ]
     features = torch.cat(chunks).contiguous()
     for stale in catalog.root.glob("features-*.safetensors"):  # an earlier encoder's
         if stale != path:
             stale.unlink(missing_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.partial")  # one per process: two trainings may write at once
-    save_file({"features": features}, partial)
-    os.replace(partial, path)  # whole or absent
+    with atomic_path(path) as partial:  # two trainings may write at once
+        save_file({"features": features}, partial)
     return features

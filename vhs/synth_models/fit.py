@@ -8,8 +8,13 @@ from tqdm import tqdm
 
 
 def fit(
-    parameters: Iterable[nn.Parameter], steps: int, lr: float, desc: str, loss_at: Callable[[int], torch.Tensor],
-    weight_decay: float = 0.01, max_grad_norm: float | None = None,
+    parameters: Iterable[nn.Parameter],
+    steps: int,
+    lr: float,
+    desc: str,
+    loss_at: Callable[[int], torch.Tensor],
+    weight_decay: float = 0.01,
+    max_grad_norm: float | None = None,
 ) -> list[float]:
     """Minimise `loss_at(step)` for `steps` steps, the gradient's norm clipped to `max_grad_norm` if
     given; return the loss of every step."""

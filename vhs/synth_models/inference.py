@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vhs.models.base import ImageRef, open_rgb
+from vhs.protocol import ImageRef, open_rgb
 
 
 def weights_digest(path: Path) -> str:

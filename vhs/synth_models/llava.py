@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vhs.data.catalog import Catalog
-from vhs.synth_models.checkpoint import Checkpointable
 from vhs.synth_models.caption_lm import SynthCaptionLM
+from vhs.synth_models.checkpoint import Checkpointable
 from vhs.synth_models.clip import ImageEncoder, pad
 from vhs.synth_models.data import patch_labels
 from vhs.synth_models.features import patch_features
@@ -24,8 +24,7 @@ from vhs.synth_models.lm import LMConfig, TinyLM, question_starts, yes_or_no
 from vhs.synth_models.tokenizer import Tokenizer
 from vhs.synth_models.training_questions import in_size_runs, training_questions
 
-
-ALIGN_WEIGHT = 4.0  # the alignment beside the answer loss: 0.884 / 0.922 / 0.886 / 0.886 single-image accuracy at 1 / 4 / 8 / 16 (measured, every patch then weighted alike)
+ALIGN_WEIGHT = 4.0  # the alignment loss's weight beside the answer loss (the best of 1, 4, 8, 16: book appendix, tuning)
 ALIGN_PER_STEP = 8  # alignment steps (of 32 images) per answer step
 
 
@@ -53,7 +52,9 @@ class SynthLlava(Checkpointable):
         self.config = config
         self.tokenizer = Tokenizer()
         self.image_encoder = ImageEncoder(config.width)
-        self.projector = nn.Sequential(nn.Linear(config.width, config.lm_width), nn.GELU(), nn.Linear(config.lm_width, config.lm_width))
+        self.projector = nn.Sequential(
+            nn.Linear(config.width, config.lm_width), nn.GELU(), nn.Linear(config.lm_width, config.lm_width)
+        )
         self.lm = TinyLM(LMConfig(config.vocab, config.lm_width, config.layers, config.heads, config.context))
 
     def prompt_ids(self, question: str) -> list[int]:
@@ -82,8 +83,15 @@ class SynthLlava(Checkpointable):
 
 
 def train_llava(
-    reader: SynthCaptionLM, catalog: Catalog, steps: int, seed: int, batch: int = 32, lr: float = 2e-3,
-    align_per_step: int = ALIGN_PER_STEP, align_images: int = 32, align_lr: float = 1e-2,
+    reader: SynthCaptionLM,
+    catalog: Catalog,
+    steps: int,
+    seed: int,
+    batch: int = 32,
+    lr: float = 2e-3,
+    align_per_step: int = ALIGN_PER_STEP,
+    align_images: int = 32,
+    align_lr: float = 1e-2,
 ) -> tuple[SynthLlava, dict[str, list[float]]]:
     """LLaVA's two stages on a pretrained reader (synth-caption's LM and encoder, as LLaVA starts from Vicuna and CLIP).
 
@@ -104,7 +112,11 @@ def train_llava(
     steps scored 0.906 and 0.875 / 0.825 / 0.76.
     """
     torch.manual_seed(seed)
-    model = SynthLlava(LlavaConfig(width=reader.config.width, lm_width=reader.config.lm_width, layers=reader.config.layers, heads=reader.config.heads))
+    model = SynthLlava(
+        LlavaConfig(
+            width=reader.config.width, lm_width=reader.config.lm_width, layers=reader.config.layers, heads=reader.config.heads
+        )
+    )
     model.image_encoder.load_state_dict(reader.captioner.image_encoder.state_dict())
     model.image_encoder.requires_grad_(False)
     model.lm.load_state_dict(reader.lm.state_dict())
@@ -147,7 +159,9 @@ def alignment(projected: torch.Tensor, presence: torch.Tensor, words: torch.Tens
     return ALIGN_WEIGHT * (means[0] + means[1]) / 2
 
 
-def frame(lm: TinyLM, tokenizer: Tokenizer, images: list[torch.Tensor], prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def frame(
+    lm: TinyLM, tokenizer: Tokenizer, images: list[torch.Tensor], prompts: list[list[int]]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The LM's input for visual tokens: per sample, each image's (tokens, lm_width) block framed as the
     reader's captions are ("image N : <tokens> ."), then "question :" and the prompt ids.
 

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 QUERY_STD = 0.08  # the initial spread of the (tied) query and key projections; see `tie_query_key`
 
 
@@ -77,7 +76,9 @@ class Block(nn.Module):
             attended = F.scaled_dot_product_attention(by_head(q), by_head(k), by_head(v), is_causal=True)
         else:
             x, q = last_positions(x, lengths)[:, None], last_positions(q, lengths)[:, None]
-            visible = (torch.arange(length, device=x.device) < lengths[:, None])[:, None, None]  # the causal row of the last position
+            visible = (torch.arange(length, device=x.device) < lengths[:, None])[
+                :, None, None
+            ]  # the causal row of the last position
             attended = F.scaled_dot_product_attention(by_head(q), by_head(k), by_head(v), attn_mask=visible)
         x = x + self.out(attended.transpose(1, 2).reshape(batch, -1, width))
         return x + self.mlp(self.norm2(x))

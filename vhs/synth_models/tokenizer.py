@@ -7,8 +7,30 @@ from vhs.synth import vocab
 
 SPECIAL = ("<pad>", "<img>")
 TEMPLATE_WORDS = (
-    "for", "the", "image", "with", "a", "an", "is", "there", "all", "images", "do", "of", "them", "any",
-    "contain", "question", "answer", "yes", "no", "nothing", ",", ".", "?", ":",
+    "for",
+    "the",
+    "image",
+    "with",
+    "a",
+    "an",
+    "is",
+    "there",
+    "all",
+    "images",
+    "do",
+    "of",
+    "them",
+    "any",
+    "contain",
+    "question",
+    "answer",
+    "yes",
+    "no",
+    "nothing",
+    ",",
+    ".",
+    "?",
+    ":",
 )
 MAX_NUMBER = 256  # captions are numbered "image 1 : ..." up to this
 _SPLIT = re.compile(r"[a-z]+|\d+|[,.?:]")
@@ -73,6 +95,6 @@ class Tokenizer:
 
 def caption_of(names: list[str]) -> str:
     """The caption listing objects: "a red circle , an orange star", or "nothing"."""
-    from vhs.data.questions import with_article
+    from vhs.data.kinds import with_article
 
     return " , ".join(with_article(name) for name in names) if names else "nothing"

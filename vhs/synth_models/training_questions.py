@@ -16,7 +16,9 @@ def training_questions(catalog: Catalog, sizes: tuple[int, ...], per_size: int, 
     for size in sizes:
         questions += list(build_questions(catalog, "single", size, per_size, seed))
         if multi and size >= 2:
-            questions += list(build_questions(catalog, "multi", size, per_size, seed, needle_counts=tuple(n for n in (2, 3) if n <= size)))
+            questions += list(
+                build_questions(catalog, "multi", size, per_size, seed, needle_counts=tuple(n for n in (2, 3) if n <= size))
+            )
     order = np.random.default_rng(seed).permutation(len(questions))
     return [questions[i] for i in order]
 

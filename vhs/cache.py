@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from vhs.errors import VhsError
-from vhs.models.base import Reply
+from vhs.protocol import Reply
 
 T = TypeVar("T")
 # A file changed this soon after being hashed may have been changed again within one timestamp tick. Linux
@@ -95,7 +95,9 @@ class ResponseCache:
             added = {"kept": "TEXT", "stop_reason": "TEXT", "reasoning": "TEXT", "reasoning_tokens": "INTEGER"}
             for column, kind in added.items():  # a cache written by an earlier version
                 if column not in columns:
-                    self._locked(lambda column=column, kind=kind: self._db.execute(f"ALTER TABLE responses ADD COLUMN {column} {kind}"))
+                    self._locked(
+                        lambda column=column, kind=kind: self._db.execute(f"ALTER TABLE responses ADD COLUMN {column} {kind}")
+                    )
         except (OSError, sqlite3.Error) as exc:
             raise VhsError(f"cannot use {path} as the response cache: {exc}") from None
 
@@ -110,7 +112,9 @@ class ResponseCache:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
                 if time.monotonic() > deadline:
-                    raise VhsError(f"{self.path} stayed locked for {LOCKED_GIVE_UP_SECONDS:.0f} s; is another process stuck?") from None
+                    raise VhsError(
+                        f"{self.path} stayed locked for {LOCKED_GIVE_UP_SECONDS:.0f} s; is another process stuck?"
+                    ) from None
                 time.sleep(pause)
                 pause = min(1.0, pause * 2)
 
@@ -122,14 +126,20 @@ class ResponseCache:
         """The cached final reply and its original latency, or None (never cached, or an empty reply to ask again)."""
         rows = self._execute(
             "SELECT text, input_tokens, output_tokens, images_sent, latency, kept, stop_reason, reasoning, reasoning_tokens"
-            " FROM responses WHERE key = ?", (key,)
+            " FROM responses WHERE key = ?",
+            (key,),
         )
         if not rows:
             return None
         text, input_tokens, output_tokens, images_sent, latency, kept, stop_reason, reasoning, reasoning_tokens = rows[0]
         reply = Reply(
-            text=text, input_tokens=input_tokens, output_tokens=output_tokens, images_sent=images_sent or 0,
-            kept=tuple(json.loads(kept)) if kept is not None else None, stop_reason=stop_reason, reasoning=reasoning,
+            text=text,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            images_sent=images_sent or 0,
+            kept=tuple(json.loads(kept)) if kept is not None else None,
+            stop_reason=stop_reason,
+            reasoning=reasoning,
             reasoning_tokens=reasoning_tokens,
         )
         return (reply, latency) if reply.is_final else None
@@ -138,10 +148,23 @@ class ResponseCache:
         """Store one reply, committed at once."""
         kept = None if reply.kept is None else json.dumps(list(reply.kept))
         self._execute(
-            "INSERT OR REPLACE INTO responses (key, backend, model, text, input_tokens, output_tokens, images_sent, latency, created, kept,"
-            " stop_reason, reasoning, reasoning_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, identity["backend"], identity["model"], reply.text, reply.input_tokens, reply.output_tokens, reply.images_sent,
-             latency, time.time(), kept, reply.stop_reason, reply.reasoning, reply.reasoning_tokens),
+            "INSERT OR REPLACE INTO responses (key, backend, model, text, input_tokens, output_tokens, images_sent, latency,"
+            " created, kept, stop_reason, reasoning, reasoning_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                identity["backend"],
+                identity["model"],
+                reply.text,
+                reply.input_tokens,
+                reply.output_tokens,
+                reply.images_sent,
+                latency,
+                time.time(),
+                kept,
+                reply.stop_reason,
+                reply.reasoning,
+                reply.reasoning_tokens,
+            ),
         )
 
     def count(self) -> int:
@@ -193,7 +216,8 @@ class ResponseCache:
         remembered: dict[str, tuple] = {}
         for start in range(0, len(paths), 500):
             names = tuple(str(p) for p in paths[start : start + 500])
-            query = f"SELECT path, inode, size, mtime_ns, ctime_ns, hashed_ns, sha256 FROM file_hashes WHERE path IN ({','.join('?' * len(names))})"
+            marks = ",".join("?" * len(names))
+            query = f"SELECT path, inode, size, mtime_ns, ctime_ns, hashed_ns, sha256 FROM file_hashes WHERE path IN ({marks})"
             remembered |= {row[0]: row[1:] for row in self._execute(query, names)}
         hashes, fresh = [], []
         for path, stat in zip(paths, stats):
@@ -209,7 +233,9 @@ class ResponseCache:
             hashes.append((digest, stat.st_size))
         if fresh:
             with self._lock:
-                self._locked(lambda: self._db.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?, ?, ?)", fresh))
+                self._locked(
+                    lambda: self._db.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?, ?, ?)", fresh)
+                )
         return hashes
 
     def close(self) -> None:
@@ -233,7 +259,7 @@ class Claims:
         while not self._done.wait(self.lease / 3):
             self.cache.renew(self.owner, self.lease)
 
-    def __enter__(self) -> "Claims":  # noqa: PYI034 -- typing.Self needs Python 3.11
+    def __enter__(self) -> "Claims":
         self._renewer.start()
         return self
 

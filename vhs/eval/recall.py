@@ -7,11 +7,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from vhs.data.questions import parse_question, with_article
+from vhs.data.kinds import with_article
 from vhs.eval.runner import HaystackImages
-from vhs.models.base import Request
 from vhs.models.clip_retrieve import ClipRanker
 from vhs.models.mirage import MirageBackend
+from vhs.protocol import Request
 
 Scorer = Callable[[Request], torch.Tensor]  # one score per haystack image, higher = more relevant
 
@@ -21,7 +21,7 @@ def mirage_scorer(backend: MirageBackend) -> Scorer:
 
     def score(request: Request) -> torch.Tensor:
         with torch.no_grad():
-            return backend.model.relevance(backend.haystack_tokens(request), backend.model.question_ids(request.question["question"]))
+            return backend.model.relevance(backend.haystack_tokens(request), backend.model.question_ids(request.question))
 
     return score
 
@@ -30,15 +30,17 @@ def clip_scorers(ranker: ClipRanker) -> dict[str, Scorer]:
     """The CLIP-style retriever given the question's text, and given only the anchor's name."""
 
     def question(request: Request) -> torch.Tensor:
-        return ranker.scores(request.images, request.question["question"])
+        return ranker.scores(request.images, request.question)
 
     def anchor(request: Request) -> torch.Tensor:
-        return ranker.scores(request.images, with_article(parse_question(request.question["question"])[1]))
+        return ranker.scores(request.images, with_article(request.anchor))
 
     return {"clip (question)": question, "clip (anchor name)": anchor}
 
 
-def needle_recall(scorers: dict[str, Scorer], questions: Iterable[dict], images: HaystackImages, ks: tuple[int, ...] = (1, 3)) -> pd.DataFrame:
+def needle_recall(
+    scorers: dict[str, Scorer], questions: Iterable[dict], images: HaystackImages, ks: tuple[int, ...] = (1, 3)
+) -> pd.DataFrame:
     """One row per (retriever, mode, size, k): mean needle recall@k (needles among the top k / needles)
     over the questions, and how many questions."""
     rows = []
@@ -48,6 +50,16 @@ def needle_recall(scorers: dict[str, Scorer], questions: Iterable[dict], images:
         for name, scorer in scorers.items():
             order = scorer(request).argsort(descending=True).tolist()
             for k in ks:
-                rows.append({"retriever": name, "mode": question["mode"], "size": question["size"], "k": k, "recall": len(needles & set(order[:k])) / len(needles)})
+                rows.append(
+                    {
+                        "retriever": name,
+                        "mode": question["mode"],
+                        "size": question["size"],
+                        "k": k,
+                        "recall": len(needles & set(order[:k])) / len(needles),
+                    }
+                )
     table = pd.DataFrame(rows)
-    return table.groupby(["retriever", "mode", "size", "k"], sort=True)["recall"].agg(recall="mean", questions="count").reset_index()
+    return (
+        table.groupby(["retriever", "mode", "size", "k"], sort=True)["recall"].agg(recall="mean", questions="count").reset_index()
+    )

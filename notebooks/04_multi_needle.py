@@ -45,17 +45,11 @@ from vhs.paths import data_root
 catalog = load_profile_catalog(profile)
 haystacks = tuple(s for s in (int(s) for s in str(sizes).split(",")) if s >= 5)
 questions = [
-    *qs.build_question_set(catalog, "single", (1,), per_size, seed, progress=False),
-    *(
-        q
-        for n in (2, 3)
-        for q in qs.build_question_set(catalog, "multi", (n,), per_size, seed, needle_counts=(n,), progress=False)
-    ),
+    *qs.needles_only(catalog, (1, 2, 3), per_size, seed),
     *(qs.build_question_set(catalog, "multi", haystacks, per_size, seed, progress=False) if haystacks else ()),
 ]
 cache = ResponseCache(data_root() / "cache.sqlite")
 results = evaluate_models(model_specs(profile, models, runs), questions, cache)
-results["mode"] = results["mode"].where(results["size"] >= 5, "needles only")
 record_run(results, "4 multi-needle", profile)
 summary = summarize(results)
 

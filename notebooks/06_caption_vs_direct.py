@@ -45,15 +45,10 @@ catalog = load_profile_catalog(profile)
 size_list = tuple(int(s) for s in str(sizes).split(","))
 questions = [
     *qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False),
-    *(
-        q
-        for n in (2, 3)
-        for q in qs.build_question_set(catalog, "multi", (n,), per_size, seed, needle_counts=(n,), progress=False)
-    ),
+    *qs.needles_only(catalog, (2, 3), per_size, seed),
 ]
 cache = ResponseCache(data_root() / "cache.sqlite")
 results = evaluate_models(model_specs(profile, models, runs), questions, cache)
-results["mode"] = results["mode"].replace({"multi": "needles only"})
 record_run(results, "6 caption vs direct", profile)
 summary = summarize(results)
 

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import random
 import signal
@@ -19,8 +20,10 @@ from vhs.errors import VhsError
 from vhs.eval.retry import RetryPolicy, call_with_retries
 from vhs.eval.runner import STATUSES, RunOptions, at_each_position, evaluate, evaluate_models, place_needle, run_backend
 from vhs.metrics import needle_depth
+from vhs.models.base import Backend
 from vhs.models.registry import load_backend
-from vhs.protocol import AuthError, TransientError
+from vhs.protocol import AuthError, Reply, Request, TransientError
+from vhs.synth.scenes import image_file_name
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.002)
 REPO = Path(__file__).resolve().parents[1]
@@ -276,3 +279,31 @@ def test_each_position_asks_every_index_of_small_haystacks_and_each_tenth_of_lar
         0.85,
         0.95,
     ]
+
+
+class RecordingBackend(Backend):
+    """Keeps every request it is sent."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        super().__init__("recording")
+        self.requests: list[Request] = []
+
+    def generate(self, request: Request) -> Reply:
+        self.requests.append(request)
+        return Reply(text="Yes")
+
+
+def test_a_backend_is_sent_the_question_never_its_answer(questions: list[dict], cache: ResponseCache, small_synth: Path) -> None:
+    assert not {"answer", "needle_ids", "needle_positions"} & {f.name for f in dataclasses.fields(Request)}
+    backend = RecordingBackend()
+    run_backend(backend, questions, cache, options(small_synth))
+    by_qid = {q["qid"]: q for q in questions}
+    assert sorted(r.qid for r in backend.requests) == sorted(by_qid)
+    for request in backend.requests:
+        record = by_qid[request.qid]
+        assert (request.question, request.anchor, request.target) == (record["question"], record["anchor"], record["target"])
+        assert request.kind == (record["quantifier"] or "single")
+        assert [Path(image.path).name for image in request.images] == [image_file_name(i - 1) for i in record["image_ids"]]
+        assert record["answer"] not in vars(request).values() and record["needle_ids"] not in vars(request).values()

@@ -4,10 +4,12 @@ from pathlib import Path
 
 import pytest
 
+from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.catalog import ABSENT, PRESENT, Catalog
-from vhs.data.kinds import KINDS, parse_question
+from vhs.data.kinds import KINDS, Kind, parse_question
 from vhs.errors import VhsError
+from vhs.eval.runner import RunOptions, evaluate
 
 # sha256 of the single-needle set (sizes 1,5,20; 6 per size; seed 0) on the 400-scene fixture.
 GOLDEN_SINGLE_SHA256 = "2a80370eb67a8f6a1a01d0e6f03f9204394e50f25a04c812e55b5a1d1f22e22b"
@@ -164,3 +166,38 @@ def test_writing_is_atomic(small_catalog: Catalog, tmp_path: Path) -> None:
     with pytest.raises(VhsError):
         qs.write_jsonl(broken(), tmp_path / "q.jsonl")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_kind_declared_only_in_the_kinds_module_is_built_checked_parsed_and_answered(
+    small_catalog: Catalog, small_synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    none = Kind(
+        "none",
+        "multi",
+        "For all images with {anchor}, do none of them contain {target}?",
+        yes_counts=lambda n: (0,),
+        no_counts=lambda n: tuple(range(1, n + 1)),
+        says_yes=lambda holds: not any(holds),
+        keep=3,
+    )
+    monkeypatch.setitem(KINDS, "none", none)
+    questions = build(small_catalog, mode="multi", sizes=(6,), per_size=12)
+    toy = [q for q in questions if q["quantifier"] == "none"]
+    assert len(toy) == 4 and {q["answer"] for q in toy} == {"yes", "no"}
+    for q in toy:
+        holds = small_catalog.state[small_catalog.rows_of(q["needle_ids"]), small_catalog.category_index(q["target"])]
+        assert q["answer"] == ("no" if (holds == PRESENT).any() else "yes")
+        assert qs.check_question(small_catalog, q) == []
+        assert parse_question(q["question"]) == (none, q["anchor"], q["target"])
+    oracle = evaluate(f"oracle?data={small_synth}", toy, ResponseCache(tmp_path / "cache.sqlite"), RunOptions(data=small_synth))
+    assert oracle["correct"].all() and len(oracle) == len(toy)
+
+
+def test_needles_only_is_the_needles_alone_reported_as_their_own_mode(small_catalog: Catalog) -> None:
+    questions = qs.needles_only(small_catalog, (1, 2, 3), 4, 0)
+    assert [(q["size"], q["num_needles"]) for q in questions] == [(n, n) for n in (1, 2, 3) for _ in range(4)]
+    assert {q["mode"] for q in questions} == {qs.NEEDLES_ONLY}
+    assert all(q["needle_ids"] == q["image_ids"] for q in questions)
+    assert [q["quantifier"] for q in questions[:4]] == [None] * 4 and {q["quantifier"] for q in questions[4:]} == {"all", "any"}
+    single = build(small_catalog, sizes=(1,), per_size=4)
+    assert [{**q, "mode": "single"} for q in questions[:4]] == single

@@ -2,12 +2,14 @@
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from vhs import training, zoo
 from vhs.cache import ResponseCache
 from vhs.cli import main
 from vhs.data import questions as qs
@@ -19,7 +21,7 @@ from vhs.eval.runner import RunOptions, evaluate
 from vhs.models.synth_caption import SynthCaptionBackend
 from vhs.protocol import ImageRef, Request
 from vhs.synth.scenes import write_synth_dataset
-from vhs.synth_models import data
+from vhs.synth_models import data, tokenizer
 from vhs.synth_models.caption_lm import CaptionLMConfig, SynthCaptionLM, caption_names, read_captions
 from vhs.synth_models.captioner import Captioner, balanced_threshold
 from vhs.synth_models.clip import INFERENCE_CHUNK, Clip, ImageEncoder, pad
@@ -356,3 +358,54 @@ def test_frame_writes_each_image_block_between_its_caption_words_in_haystack_ord
         assert int(lengths[row]) == len(expected) == frame_length(tokenizer, len(blocks), 3, len(prompt))
         assert int(starts[row]) == len(expected) - len(prompt) - 2  # at "question", before ":" and the prompt
         assert torch.equal(embeddings[row, : len(expected)], expected)
+
+
+def test_a_checkpoint_of_another_vocabulary_names_the_words_and_the_retraining(
+    runs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tokenizer, "TEMPLATE_WORDS", (*tokenizer.TEMPLATE_WORDS, "none"))
+    with pytest.raises(VhsError) as error:
+        Clip.from_pretrained(runs / "synth-clip")
+    message = str(error.value)
+    assert "another synth vocabulary (+'none')" in message and f"vhs train synth-clip --out {runs / 'synth-clip'}" in message
+
+
+def test_a_checkpoint_records_every_hyperparameter_it_was_trained_with(runs: Path) -> None:
+    training = json.loads((runs / "synth-caption" / "config.json").read_text())["training"]
+    assert training["steps"] == 64 and training["seed"] == 0
+    assert training["hyperparameters"] == {
+        "batch": 128,
+        "lr": 3e-3,
+        "reading_share": 0.5,
+        "reading_questions": 20_000,
+        "haystack_sizes": [1, 2, 3, 5, 8],
+        "haystack_batch": 32,
+        "haystack_lr": 1e-3,
+        "constants": {"WARMUP": 0.1, "WEIGHT_DECAY": 0.01},
+    }
+    llava = json.loads((runs / "synth-llava" / "config.json").read_text())["training"]["hyperparameters"]
+    assert llava["constants"]["ALIGN_WEIGHT"] == ALIGN_WEIGHT and llava["answer_sizes"] == [1, 1, 2, 3]
+
+
+def test_train_all_trains_what_is_missing_or_older_than_its_base_and_keeps_an_unchanged_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trained: list[str] = []
+
+    def fake_train(name: str, out: Path, steps: int | None, seed: int) -> Path:
+        trained.append(name)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "model.safetensors").write_bytes(name.encode())
+        (out / "config.json").write_text("{}")
+        return out
+
+    monkeypatch.setattr(training, "train_model", fake_train)
+    order = [m.name for m in zoo.trained()]
+    assert training.train_all(tmp_path) == order == trained
+    manifest = tmp_path / "models.json"
+    assert json.loads(manifest.read_text()) == {name: hashlib.sha256(name.encode()).hexdigest()[:16] for name in order}
+    written = manifest.stat().st_mtime_ns
+    assert training.train_all(tmp_path) == [] and manifest.stat().st_mtime_ns == written
+    os.utime(tmp_path / "synth-caption" / "config.json", ns=(written + 10**9, written + 10**9))
+    assert training.train_all(tmp_path) == ["synth-llava", "mirage", "mirage-query"]
+    assert manifest.stat().st_mtime_ns == written  # retrained to the same weights: the notebooks need not re-run

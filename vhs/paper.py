@@ -8,6 +8,7 @@ from importlib import resources
 
 import pandas as pd
 
+from vhs.data.questions import NEEDLES_ONLY
 from vhs.metrics import bucket_depth, index_depth
 
 # Our model specs -> the paper's names for the same models.
@@ -17,7 +18,7 @@ PAPER_NAMES: dict[str, str] = {
     "gemini:gemini-1.5-pro": "Gemini-1.5-pro",
 }
 # The paper's task names -> the `mode` of our results for the same questions.
-TASK_MODES = {"multi_needles_only": "needles only"}
+TASK_MODES = {"multi_needles_only": NEEDLES_ONLY}
 
 
 def paper_results() -> pd.DataFrame:

@@ -12,9 +12,10 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from vhs.data.catalog import PRESENT, Catalog
+from vhs.data.questions import NEEDLES_ONLY
 
 NEEDLE_COLOUR = "#e4002b"
-MODE_ORDER = ("single", "needles only", "multi")  # the panels of accuracy_vs_size, left to right
+MODE_ORDER = ("single", NEEDLES_ONLY, "multi")  # the panels of accuracy_vs_size, left to right
 
 
 def haystack_grid(catalog: Catalog, question: dict, columns: int = 10, max_images: int = 50) -> Figure:

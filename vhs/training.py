@@ -5,6 +5,7 @@ builds on beside its output directory.
 frozen, with the parts between them trained on COCO train2017 (a GPU box's job).
 """
 
+import ast
 import importlib
 import inspect
 import json
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from vhs.data.catalog import Catalog
@@ -20,6 +22,7 @@ from vhs.errors import VhsError
 from vhs.mirage.hub import HubMirageConfig
 from vhs.mirage.train import train_hub_mirage
 from vhs.paths import write_atomically
+from vhs.synth_models import fit as fit_module
 from vhs.synth_models.data import SYNTH_TRAIN, training_catalog
 from vhs.synth_models.inference import weights_digest
 from vhs.zoo import MODELS, TrainedModel, trained
@@ -51,9 +54,31 @@ def _base(model: TrainedModel, out: Path) -> Any:
 
 
 def hyperparameters(trainer: Callable, options: dict[str, Any]) -> dict[str, Any]:
-    """Every keyword setting a trainer ran with: its defaults, overridden by `options`."""
+    """Every setting a trainer ran with: its keyword defaults overridden by `options`, then under
+    "constants" the numeric upper-case constants of its module and of the shared optimisation loop."""
     defaults = {p.name: p.default for p in inspect.signature(trainer).parameters.values() if p.default is not p.empty}
-    return {**defaults, **options}
+    constants = {
+        name: getattr(module, name)
+        for module in (inspect.getmodule(trainer), fit_module)
+        for name in sorted(_assigned_here(module))
+        if name.isupper() and _numeric(getattr(module, name))
+    }
+    return {**defaults, **options, "constants": constants}
+
+
+def _assigned_here(module: ModuleType) -> set[str]:
+    """The names a module assigns at its top level (not those it imports)."""
+    names = set()
+    for statement in ast.parse(inspect.getsource(module)).body:
+        for target in statement.targets if isinstance(statement, ast.Assign) else []:
+            names.update(node.id for node in ast.walk(target) if isinstance(node, ast.Name))
+    return names
+
+
+def _numeric(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return bool(value) and all(_numeric(v) for v in value)
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def train_model(

@@ -2,21 +2,15 @@
 
 A small transformer encoder reads [the image's K projected tokens ; the question's word embeddings
 through a linear projection] plus learned positions; the mean over real tokens goes through a linear
-layer to one logit. Its MLP is as wide as its tokens (it was twice as wide): a 10,000-image haystack is
-10,000 passes, and at this width, with no mask for an unpadded question, one question there took
-0.79-0.90 s against 1.04-1.15 s for the previous code and checkpoint (measured back to back), with the
-needle kept no less often at 1,000 and 10,000 images (200 questions each).
+layer to one logit. Its MLP is as wide as its tokens: a 10,000-image haystack is 10,000 passes, and a
+wider one kept the needle no more often.
 
 How it starts (ours): the caption stage has already put an object's word embedding into the image
 tokens, so the question's projection starts as the identity (the anchor's word and the tokens that
 carry it are alike from step 0), the attention's keys start tied to its queries (alike tokens attend
 to each other, `tie_query_key`), and the positions start random (std 0.05), so the anchor (word 5)
-and the target (the last word) differ before anything is learned. With zero positions, an untrained
-projection and independent keys, the held-out recall@1 at 20 images sat near 0.2 through the whole
-retriever stage and half of co-training, then rose to 0.875; started this way it was 0.89 two thirds
-of the way through the retriever stage and ended at 0.95 (same data and seed), and recall@1 on evaluation
-haystacks rose from 0.85 / 0.50 / 0.05 to 0.95 / 0.725 / 0.25 at 100 / 1,000 / 10,000 images (40,
-40 and 20 questions, question seed 0).
+and the target (the last word) differ before anything is learned. Started otherwise, the retriever
+sat on a long plateau of low recall (the book's appendix on tuning).
 """
 
 import torch
@@ -50,7 +44,7 @@ class Retriever(nn.Module):
         count, tokens = images.shape[:2]
         words = self.question(question).expand(count, -1, -1)
         x = torch.cat([images, words], dim=1) + self.position[:, : tokens + words.shape[1]]
-        if question_mask is None:  # nothing padded: no mask, a plain softmax (8-11% faster at 10,000 images, measured)
+        if question_mask is None:  # nothing padded: no mask, a plain softmax (faster)
             return self.score(self.norm(self.encoder(x)).mean(1)).squeeze(-1)
         real = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         real[:, tokens:] = question_mask.expand(count, -1)

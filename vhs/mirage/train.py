@@ -44,10 +44,10 @@ POSITIVE_WEIGHT = 5.0
 NOISE_PROBABILITY, NOISE_FRACTION = 0.1, 0.15
 HELDOUT = SynthSplit(name="heldout", images=1_000, seed=2)  # recall during training is measured here
 BATCH = 16
+STAGE_SHARES = (2, 1, 2)  # fifths of the steps: captions, retriever, co-training
 CAPTION_LR = 1e-2
-COTRAIN_MAX_GRAD_NORM = 1.0  # unclipped, one 2,100-step run's co-training diverged at step ~300 (LM loss back to chance)
-HARD_NEGATIVES, HARD_POOL = 4, 256  # per sample, drawn from each category's 256 likeliest false alarms; 8 made a
-# co-training step 1.3x as long for no measured gain (200 questions: the needle kept 30.5% / 31.5% at 10,000 images with 8 / 4)
+COTRAIN_MAX_GRAD_NORM = 1.0  # unclipped, co-training can diverge (its LM loss back to chance)
+HARD_NEGATIVES, HARD_POOL = 4, 256  # per sample, from each category's 256 likeliest false alarms; 8 cost more, gained nothing
 
 
 def relevance_loss(logits: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
@@ -81,8 +81,7 @@ def caption_alignment(tokens: torch.Tensor, present: torch.Tensor, words: torch.
     category c belongs to slot c mod K, and a slot's target is the sum of the word embeddings (`words`,
     (C+1, D), "nothing" last) of its categories that the image shows (`present`, (B, C)), or "nothing"
     if it shows none of them. A fixed slot per category is what a 2-layer Q-Former learned in our
-    budget; a set loss (each object matched to a free token, DETR-style) recovered a third of the
-    objects after 400 steps (measured)."""
+    budget; a set loss (each object matched to a free token, DETR-style) recovered far fewer objects."""
     return (tokens - slot_targets(present, words, tokens.shape[1])).pow(2).sum(-1).mean()
 
 
@@ -154,7 +153,7 @@ def fit_mirage(
         rows = torch.randint(len(features), (caption_batch,), generator=generator)
         return caption_loss(model.compress(features[rows]), rows)
 
-    first, second = 2 * steps // 5, steps // 5  # captions, retriever; co-training gets the rest
+    first, second = (share * steps // sum(STAGE_SHARES) for share in STAGE_SHARES[:2])
     last = steps - first - second
     checkpoints = set(np.linspace(0, second + last - 1, 10).round().astype(int).tolist()) if heldout else set()
 

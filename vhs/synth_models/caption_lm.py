@@ -84,19 +84,26 @@ def read_captions(captions: list[str], question: dict) -> str | None:
 
 
 def train_caption_lm(
-    captioner: Captioner, catalog: Catalog, steps: int, seed: int, batch: int = 128, lr: float = 3e-3
+    captioner: Captioner,
+    catalog: Catalog,
+    steps: int,
+    seed: int,
+    batch: int = 128,
+    lr: float = 3e-3,
+    reading_share: float = 0.5,
+    reading_questions: int = 20_000,
+    haystack_sizes: tuple[int, ...] = (1, 2, 3, 5, 8),
+    haystack_batch: int = 32,
+    haystack_lr: float = 1e-3,
 ) -> tuple[SynthCaptionLM, dict[str, list[float]]]:
     """Train the LM in two phases (the curve keeps each):
 
-    1. reading (half the steps): single-image questions over the true captions, the text-only
-       "pretraining" every later model starts from. With the question marked (`TinyLM`), it left
-       chance at step 30-66 of a 250-step phase and answered 100% of 2,000 held-out questions (three
-       seeds, measured); the 200-step phase of the default 400 steps ends at loss 0.012, and the
-       reader answers 99.5% of 400 evaluation questions over true captions;
-    2. haystacks (the other half, batches of a quarter the size, each of one haystack size): questions over 1-8
-       images, read from the captioner's own captions, at a third of the learning rate, answered as those captions say
-       (`read_captions`; the true answer where no caption names the anchor): the LM learns to read
-       what it is given, not to second-guess the captioner.
+    1. reading (`reading_share` of the steps): single-image questions over the true captions, the
+       text-only "pretraining" every later model starts from;
+    2. haystacks (the rest, at `haystack_lr`, batches of `haystack_batch`, each of one size of
+       `haystack_sizes`): questions read from the captioner's own captions and answered as those captions
+       say (`read_captions`; the true answer where no caption names the anchor), so that the LM learns to
+       read what it is given rather than second-guess the captioner.
     """
     torch.manual_seed(seed)
     config = CaptionLMConfig(
@@ -107,15 +114,16 @@ def train_caption_lm(
     model.captioner.requires_grad_(False)
     truth = [caption_of(names) for names in visible_names(catalog)]
     written = model.captioner.captions_from_features(patch_features(model.captioner.image_encoder, catalog))
-    first = steps // 2
-    reading = training_questions(catalog, (1,), min(20_000, steps * batch), seed, multi=False)
+    first = int(steps * reading_share)
+    reading = training_questions(catalog, (1,), min(reading_questions, steps * batch), seed, multi=False)
     haystacks = in_size_runs(
         [
             q
-            for q in training_questions(catalog, (1, 2, 3, 5, 8), (steps - first) * (batch // 4) // 8, seed + 1)
+            # an eighth as many distinct questions as the phase draws: each is seen about eight times
+            for q in training_questions(catalog, haystack_sizes, (steps - first) * haystack_batch // 8, seed + 1)
             if len(model.prompt_ids([written[r] for r in catalog.rows_of(q["image_ids"])], q["question"])) <= config.context
         ],
-        batch // 4,
+        haystack_batch,
         seed + 1,
     )
     model.train()
@@ -133,7 +141,11 @@ def train_caption_lm(
     curves = {
         "reading": fit(model.lm.parameters(), first, lr, "train synth-caption: reading", phase(reading, truth, batch)),
         "haystacks": fit(
-            model.lm.parameters(), steps - first, lr / 3, "train synth-caption: haystacks", phase(haystacks, written, batch // 4)
+            model.lm.parameters(),
+            steps - first,
+            haystack_lr,
+            "train synth-caption: haystacks",
+            phase(haystacks, written, haystack_batch),
         ),
     }
     return model.eval(), curves

@@ -91,7 +91,7 @@ def balanced_threshold(logits: torch.Tensor, present: torch.Tensor, known: torch
     """The logit threshold (on a 0.25 grid) that maximises the mean of recall and specificity.
 
     A yes/no question is as likely to ask about a present object as an absent one, so the caption
-    should miss as few as it invents; at 0 the head missed about a quarter of the objects (measured).
+    should miss as few as it invents; a threshold of 0 misses many more than it invents.
     """
     grid = torch.arange(-6.0, 2.01, 0.25)
     positive, negative = (present > 0) & known, (present == 0) & known

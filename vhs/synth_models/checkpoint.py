@@ -14,6 +14,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from vhs.errors import VhsError
+from vhs.paths import write_atomically
 from vhs.synth_models.tokenizer import Tokenizer
 
 M = TypeVar("M", bound="Checkpointable")
@@ -32,7 +33,8 @@ class Checkpointable(nn.Module):
         save_model(self, str(out / "model.safetensors"))
         (out / "curve.json").write_text(json.dumps(curves or {}))
         saved = {"kind": self.kind, "config": asdict(self.config), "vocabulary": Tokenizer().words, **(extra or {})}
-        (out / "config.json").write_text(json.dumps(saved, indent=2))
+        # written last and whole: a checkpoint with a config.json is complete (`vhs train --all` skips it)
+        write_atomically(out / "config.json", json.dumps(saved, indent=2).encode())
 
     @classmethod
     def training_name(cls, config: dict) -> str:

@@ -7,8 +7,8 @@ budget; CLIP itself learns everything contrastively):
    patches) and where (per-patch presence from the annotation boxes);
 2. the CLIP-style pair is aligned contrastively on the frozen encoder's features: each image against a
    caption naming a random non-empty subset of its visible objects ("a red circle , a blue star"), so
-   the text side learns what one object's name looks like. Measured here, training both at once made
-   the patch features markedly worse (presence recall 54% against 78% after 1,000 steps).
+   the text side learns what one object's name looks like. Training both at once made the patch
+   features markedly worse (the book's appendix on tuning).
 The CLIP-style retriever ranks a haystack by the similarity of each image to the anchor's name.
 """
 
@@ -27,7 +27,7 @@ from vhs.synth_models.fit import fit
 from vhs.synth_models.tokenizer import Tokenizer, caption_of
 
 PATCH_WEIGHT = 0.3  # per-patch presence from the boxes, beside image-level presence
-INFERENCE_CHUNK = 64  # images per eval-mode pass: 20,000 training images in 15 s against 25 s at 512 (2 cores; the same features)
+INFERENCE_CHUNK = 64  # images per eval-mode pass: a larger batch falls out of cache and is slower
 
 
 @dataclass
@@ -66,24 +66,7 @@ class ImageEncoder(nn.Module):
     `width` at 8x8), a residual block after the second and the third, a 1x1 projection, and a learned
     position per patch.
 
-    Measured at 1,000 steps on 4,000 evaluation scenes (balanced presence accuracy / the chance that
-    an image holding a category outscores 999 images without it):
-    - BatchNorm, not GroupNorm: at 600 steps 89.5% against 87.8%, and 10% faster per step;
-    - the residual blocks: 92.4% / 0.40 without, 97.8% / 0.88 with 64 channels at 16x16, a 3x3 last
-      layer and batches of 128; two blocks at 8x8 only reached 96.8% / 0.79 (a small object's shape
-      is read at 16x16);
-    - 48 channels at 16x16, the 1x1 last layer (0.66x the multiply-adds) and batches of 64: 97.2% /
-      0.82 in 0.43x the time (182 s against 428 s for the whole phase); a single convolution at 8x8
-      96.8% / 0.79; batches of 32 95.2% / 0.64; a 4x4 stride-4 stem straight to 16x16 94.8% / 0.60;
-      the larger encoder for 500 steps of 128 95.3% / 0.65;
-    - 16 channels at 32x32, not 32: 97.6% / 0.84 in 15% less time per step (750 steps: 96.8% / 0.78),
-      the cheapest step of those tried for what it buys: depthwise-separable residual blocks 95.8% /
-      0.71 (36% less time per step), one convolution per residual block 96.1% / 0.73 (24% less), no
-      residual block at 8x8 96.0% / 0.68 (24% less), the 32-channel encoder for 750 steps 96.5% /
-      0.75; ReLU for GELU saved under 3%. An earlier retraining on 16 channels scored lower
-      downstream, but its LM's reading phase then left its plateau at a seed-dependent step (before
-      the question was marked), which mixed the seed in. Trained by `train_clip` for the default 800
-      steps (2 cores, about 115 s), the models built on it score as the README's "Measured" says.
+    The cheapest of the encoders tried for its presence accuracy (the book's appendix on tuning).
     """
 
     def __init__(self, width: int) -> None:

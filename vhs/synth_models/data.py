@@ -79,7 +79,7 @@ class Presence:
 
 def patch_labels(catalog: Catalog, grid: int = 8) -> torch.Tensor:
     """(N, grid*grid, C) floats: which visible objects' boxes overlap each patch, from the annotation
-    file, cached beside it (every model trained on the split reads them; parsing takes 2 s)."""
+    file, cached beside it (every model trained on the split reads them)."""
     cache = catalog.root / f"patch-labels-{grid}-{catalog.min_area_frac}.npy"
     return torch.from_numpy(_cached(cache, lambda: _patch_labels(catalog, grid))).float()
 

@@ -6,6 +6,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+WARMUP = 0.1  # the one-cycle schedule's share of steps spent warming up
+WEIGHT_DECAY = 0.01
+
 
 def fit(
     parameters: Iterable[nn.Parameter],
@@ -13,14 +16,14 @@ def fit(
     lr: float,
     desc: str,
     loss_at: Callable[[int], torch.Tensor],
-    weight_decay: float = 0.01,
+    weight_decay: float = WEIGHT_DECAY,
     max_grad_norm: float | None = None,
 ) -> list[float]:
     """Minimise `loss_at(step)` for `steps` steps, the gradient's norm clipped to `max_grad_norm` if
     given; return the loss of every step."""
     parameters = list(parameters)
     optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
-    warmup = 0.1 if steps != 10 else 0.2  # OneCycleLR divides by zero when the warm-up is exactly 1 step
+    warmup = WARMUP if steps != 10 else 0.2  # OneCycleLR divides by zero when the warm-up is exactly 1 step
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps, pct_start=warmup)
     curve = []
     for step in (bar := tqdm(range(steps), desc=desc, unit="step")):

@@ -24,7 +24,7 @@ from vhs.synth_models.lm import LMConfig, TinyLM, question_starts, yes_or_no
 from vhs.synth_models.tokenizer import Tokenizer
 from vhs.synth_models.training_questions import in_size_runs, training_questions
 
-ALIGN_WEIGHT = 4.0  # the alignment loss's weight beside the answer loss (the best of 1, 4, 8, 16: book appendix, tuning)
+ALIGN_WEIGHT = 4.0  # the alignment loss's weight beside the answer loss (the best of those tried: the book's appendix on tuning)
 ALIGN_PER_STEP = 8  # alignment steps (of 32 images) per answer step
 
 
@@ -92,24 +92,18 @@ def train_llava(
     align_per_step: int = ALIGN_PER_STEP,
     align_images: int = 32,
     align_lr: float = 1e-2,
+    answer_sizes: tuple[int, ...] = (1, 1, 2, 3),
 ) -> tuple[SynthLlava, dict[str, list[float]]]:
     """LLaVA's two stages on a pretrained reader (synth-caption's LM and encoder, as LLaVA starts from Vicuna and CLIP).
 
     1. align (`align_per_step` x `steps` steps of `align_images` images, LM frozen): the projector
        learns to turn each patch into the sum of the word embeddings of the objects whose boxes cover
        it, or "nothing" (`word_sums`, as MIRAGE's slots), by `alignment`;
-    2. answer (`steps` steps at `lr`): projector and LM on VHs questions of 1-3 images from the training
-       split, each batch of one size (`in_size_runs`), the alignment loss kept beside the answer loss.
+    2. answer (`steps` steps at `lr`): projector and LM on VHs questions of `answer_sizes` images from the
+       training split, each batch of one size (`in_size_runs`), the alignment loss kept beside the answer loss.
 
-    The alignment decides how long the answer stage takes. Measured on one reader: after 250 steps of
-    256 images at 3e-3 with every patch weighted alike (empty patches dominate), an object patch's
-    projection was as far from its target as the target is long (0.49 against 0.47), the frozen reader
-    answered 50% of single-image questions, and the answer stage sat at chance for its first ~225 of
-    500 steps; after 2,000 steps of 32 images at 1e-2 with object and empty patches weighted alike
-    (the same time, 14 s), 0.25, and the frozen reader answered 0.897 before any answer training.
-    From there 250 answer steps scored 0.94 on 1,000 single-image questions and 0.93 / 0.905 / 0.835
-    at 1 / 2 / 3 images (200 per size), where 750 steps had scored 0.935 and 0.89 / 0.91 / 0.83; 150
-    steps scored 0.906 and 0.875 / 0.825 / 0.76.
+    The alignment decides how long the answer stage takes, so it runs first and long (the book's appendix
+    on tuning says what was tried).
     """
     torch.manual_seed(seed)
     model = SynthLlava(
@@ -123,7 +117,7 @@ def train_llava(
     features = patch_features(model.image_encoder, catalog)
     labels = patch_labels(catalog)
     vocabulary = torch.tensor([model.tokenizer.ids[name] for name in [*catalog.category_names, "nothing"]])
-    questions = in_size_runs(training_questions(catalog, (1, 1, 2, 3), steps * batch // 6 + 2, seed), batch, seed)
+    questions = in_size_runs(training_questions(catalog, answer_sizes, steps * batch // 6 + 2, seed), batch, seed)
     generator = torch.Generator().manual_seed(seed)
     model.train()
 

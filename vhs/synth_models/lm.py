@@ -3,16 +3,12 @@
 It reads a sequence of embeddings (word embeddings, or projected image patches followed by words)
 and predicts the next word at each row's last real position, where the answer ("yes"/"no") comes next.
 
-It has no position embeddings (a "NoPE" causal transformer: order comes from the causal mask).
-Measured on a toy membership task (is the last word among 64 earlier tokens?), 500 steps: 97%
-without position embeddings against 67% with learned ones, whose noise drowns the content match
-that every VHs answer needs. Instead, one learned vector marks the question: it is added to every
-position from the "question" word on (`TinyLM.forward`), so the target's copy in a caption (or a patch
-that shows it) differs from the target itself. Without it the two are the same vector, attention to
-the copy changes nothing the LM can read, and the reader sat at chance for 235-404 steps of 128
-(three seeds). Measured on synth-caption's reading phase, batches of 128: marked, it leaves chance at
-step 66 / 30 / 37 of 250 (seeds 0 / 1 / 2) and answers all of 2,000 held-out questions; unmarked,
-after 400 steps it was still at 68% (seed 0). `context` is the window the model is trained and served within.
+It has no position embeddings (a "NoPE" causal transformer: order comes from the causal mask): learned
+ones add noise that drowns the content match every VHs answer needs. Instead, one learned vector marks
+the question: it is added to every position from the "question" word on (`TinyLM.forward`), so the
+target's copy in a caption (or a patch that shows it) differs from the target itself; without it the
+two are the same vector and attending to the copy changes nothing the LM can read. (What each choice
+measured: the book's appendix on tuning.) `context` is the window the model is trained and served within.
 """
 
 from dataclasses import dataclass
@@ -121,11 +117,9 @@ def tie_query_key(qkv: torch.Tensor, width: int) -> None:
     queries' (rows :width), so every token attends most to copies of itself.
 
     Every synth answer asks whether a word (the target's name) appeared earlier; with independent
-    random projections the reader sat at chance until step 600-700 or, for some initialisations,
-    past the end of its 900-step reading phase (final loss 0.56). With the projections tied at the
-    start (they train apart freely), measured on the same data: out of the plateau at step 522
-    (seed 0), final loss 0.018. With the queries (so the keys) drawn at `QUERY_STD` = 0.08 rather
-    than nanoGPT's 0.02, in a 600-step phase: out at step 350 / 235 / 404 for seeds 0 / 1 / 2.
+    random projections the reader sits at chance for hundreds of steps first. Tied at the start
+    (they train apart freely) and drawn wider than nanoGPT's (`QUERY_STD`), it leaves that plateau
+    far sooner.
     """
     with torch.no_grad():
         qkv[width : 2 * width] = qkv[:width]

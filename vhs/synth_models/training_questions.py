@@ -26,8 +26,7 @@ def training_questions(catalog: Catalog, sizes: tuple[int, ...], per_size: int, 
 def in_size_runs(questions: list[dict], batch: int, seed: int) -> list[dict]:
     """`questions` reordered into runs of `batch` that share one haystack size, the runs shuffled (a
     size's last incomplete run dropped): a training batch read in order pads no row to a larger
-    haystack's length. Mixed batches of 1-3 images were padded to 3 nearly every time, 37% of
-    synth-llava's answer-stage tokens."""
+    haystack's length (mixed batches are padded to their largest haystack nearly every time)."""
     runs = []
     for size in sorted({q["size"] for q in questions}):
         same = [q for q in questions if q["size"] == size]

@@ -33,14 +33,11 @@ runs = "runs"  # where `make models` put the synth checkpoints
 import pandas as pd
 
 from vhs import plots
-from vhs.book import model_specs, record_run
-from vhs.cache import ResponseCache
+from vhs.book import chapter_results
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
-from vhs.eval.runner import evaluate_models
 from vhs.metrics import summarize
 from vhs.paper import paper_curve
-from vhs.paths import data_root
 
 catalog = load_profile_catalog(profile)
 haystacks = tuple(s for s in (int(s) for s in str(sizes).split(",")) if s >= 5)
@@ -48,9 +45,7 @@ questions = [
     *qs.needles_only(catalog, (1, 2, 3), per_size, seed),
     *(qs.build_question_set(catalog, "multi", haystacks, per_size, seed, progress=False) if haystacks else ()),
 ]
-cache = ResponseCache(data_root() / "cache.sqlite")
-results = evaluate_models(model_specs(profile, models, runs), questions, cache)
-record_run(results, "4 multi-needle", profile)
+results = chapter_results("4 multi-needle", profile, models, questions, runs)
 summary = summarize(results)
 
 # %% [markdown]

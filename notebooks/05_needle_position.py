@@ -33,21 +33,17 @@ runs = "runs"  # where `make models` put the synth checkpoints
 
 # %%
 from vhs import plots
-from vhs.book import model_specs, record_run
-from vhs.cache import ResponseCache
+from vhs.book import chapter_results
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
-from vhs.eval.runner import at_each_position, evaluate_models
+from vhs.eval.runner import at_each_position
 from vhs.metrics import needle_depth, summarize
 from vhs.paper import paper_positions
-from vhs.paths import data_root
 
 catalog = load_profile_catalog(profile)
 size_list = tuple(s for s in (int(s) for s in str(sizes).split(",")) if s >= 2)
 questions = at_each_position(qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False))
-cache = ResponseCache(data_root() / "cache.sqlite")
-results = evaluate_models(model_specs(profile, models, runs), questions, cache)
-record_run(results, "5 needle position", profile)
+results = chapter_results("5 needle position", profile, models, questions, runs)
 results["depth"] = needle_depth(results)
 summary = summarize(results, by=("model", "size", "depth"))
 

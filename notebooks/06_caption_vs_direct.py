@@ -32,14 +32,11 @@ runs = "runs"  # where `make models` put the synth checkpoints
 import pandas as pd
 
 from vhs import plots
-from vhs.book import model_specs, record_run
-from vhs.cache import ResponseCache
+from vhs.book import chapter_results, model_specs
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
-from vhs.eval.runner import evaluate_models
 from vhs.metrics import summarize
 from vhs.paper import paper_curve
-from vhs.paths import data_root
 
 catalog = load_profile_catalog(profile)
 size_list = tuple(int(s) for s in str(sizes).split(","))
@@ -47,9 +44,7 @@ questions = [
     *qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False),
     *qs.needles_only(catalog, (2, 3), per_size, seed),
 ]
-cache = ResponseCache(data_root() / "cache.sqlite")
-results = evaluate_models(model_specs(profile, models, runs), questions, cache)
-record_run(results, "6 caption vs direct", profile)
+results = chapter_results("6 caption vs direct", profile, models, questions, runs)
 summary = summarize(results)
 
 # %% [markdown]

@@ -31,32 +31,26 @@ models = "mirage,mirage-query,synth-llava,clip-retrieve"  # models trained here 
 runs = "runs"  # where `make models` put the synth checkpoints
 
 # %%
-import json
 from pathlib import Path
 
 from IPython.display import Markdown, display
 
 from vhs import plots
-from vhs.book import model_specs, record_run
+from vhs.book import chapter_results, image_tokens, model_specs, retriever_specs, training_record
 from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
-from vhs.eval.recall import clip_scorers, mirage_scorer, needle_recall
-from vhs.eval.runner import HaystackImages, evaluate_models
+from vhs.eval.recall import load_retrievers, needle_recall
+from vhs.eval.runner import HaystackImages
 from vhs.metrics import summarize
-from vhs.models.clip_retrieve import ClipRanker
-from vhs.models.mirage import MirageBackend
-from vhs.paper import paper_curve
-from vhs.paths import data_root
+from vhs.paper import PAPER_IMAGE_TOKENS, paper_curve
+from vhs.paths import response_cache_path
 
 catalog = load_profile_catalog(profile)
 size_list = tuple(int(s) for s in str(sizes).split(","))
 questions = list(qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False))
-cache = ResponseCache(data_root() / "cache.sqlite")
-run_here = profile == "synth"  # the coco MIRAGE (CLIP ViT-L + an instruct LM) is not trained in this project yet
 specs = model_specs(profile, models, runs)
-results = evaluate_models(specs, questions, cache)
-record_run(results, "7 MIRAGE", profile)
+results = chapter_results("7 MIRAGE", profile, models, questions, runs)
 summary = summarize(results)
 
 # %% [markdown]
@@ -85,12 +79,10 @@ plots.mirage_diagram()
 
 # %%
 for name in [m for m in specs if m.startswith("mirage")]:
-    checkpoint = Path(runs) / name
-    if run_here and (checkpoint / "curve.json").exists():
-        facts = json.loads((checkpoint / "config.json").read_text()).get("training", {})
-        plots.training_curves(
-            json.loads((checkpoint / "curve.json").read_text()), f"{name}: {facts.get('steps')} steps, {facts.get('seconds')} s"
-        )
+    record = training_record(Path(runs) / name) if profile == "synth" else None
+    if record:
+        curves, training = record
+        plots.training_curves(curves, f"{name}: {training.get('steps')} steps, {training.get('seconds')} s")
 
 # %% [markdown]
 # ## Accuracy against haystack size
@@ -113,7 +105,9 @@ summary[["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high"
 budget = (
     results[results["status"].isin(["ok", "unparsed"])].groupby(["model", "size"])["input_tokens"].mean().unstack("size").round(1)
 )
-display(Markdown("Tokens per image: **synth-llava 64**, **MIRAGE 8**; paper: LLaVA-1.5 576, MIRAGE 32."))
+ours = ", ".join(f"**{label} {count}**" for label, count in image_tokens(specs).items())
+papers = ", ".join(f"{label} {count}" for label, count in PAPER_IMAGE_TOKENS.items())
+display(Markdown(f"Tokens per image: {ours}; paper: {papers}."))
 budget
 
 # %% [markdown]
@@ -123,13 +117,13 @@ budget
 # on the same haystacks; reported whichever way it comes out.
 
 # %%
-if run_here:
-    scorers = {
-        "mirage": mirage_scorer(MirageBackend(str(Path(runs) / "mirage"))),
-        **clip_scorers(ClipRanker(Path(runs) / "synth-clip")),
-    }
-    recall = needle_recall(scorers, questions, HaystackImages(cache, None))
+retrievers = retriever_specs(profile, runs)
+available = {label: spec for label, spec in retrievers.items() if spec}
+if available:
+    images = HaystackImages(ResponseCache(response_cache_path()), None)
+    recall = needle_recall(load_retrievers(available), questions, images)
     plots.recall_vs_size(recall)
     display(recall.pivot_table(index=["retriever", "k"], columns="size", values="recall").round(3))
-else:
-    display(Markdown("**Not run** on this profile: the retriever comparison needs the models trained here."))
+missing = [label for label, spec in retrievers.items() if not spec]
+if missing:
+    display(Markdown(f"**Not run** on the {profile} profile: {', '.join(missing)} (no checkpoint of that retriever here yet)."))

@@ -29,29 +29,17 @@ rerun_questions = 40  # questions of the cache measurement (the smallest sizes f
 runs = "runs"  # where `make models` put the synth checkpoints
 
 # %%
-import tempfile
-import time
-from pathlib import Path
-
-import pandas as pd
-
 from vhs import plots
-from vhs.book import model_specs, record_run
-from vhs.cache import ResponseCache
+from vhs.book import cache_rerun, chapter_results, model_specs
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
-from vhs.eval.runner import evaluate_models, run_backend
 from vhs.metrics import SCORED
-from vhs.models.registry import load_backend
-from vhs.paths import data_root
 
 catalog = load_profile_catalog(profile)
 size_list = tuple(int(s) for s in str(sizes).split(","))
 questions = list(qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False))
-cache = ResponseCache(data_root() / "cache.sqlite")
 specs = model_specs(profile, models, runs)
-results = evaluate_models(specs, questions, cache)
-record_run(results, "8 cost and speed", profile)
+results = chapter_results("8 cost and speed", profile, models, questions, runs)
 answered = results[results["status"].isin(SCORED)]
 costs = answered.rename(columns={"latency": "seconds", "input_tokens": "tokens"})[["model", "size", "seconds", "tokens"]].astype(
     {"tokens": "float64"}
@@ -78,22 +66,4 @@ costs.groupby(["model", "size"]).mean().unstack("size").round(4)
 
 # %%
 ran = [label for label, rows in results.groupby("model", sort=False) if (rows["status"] != "not_run").any()]
-rerun = questions[:rerun_questions]
-timings = []
-with tempfile.TemporaryDirectory() as folder:
-    fresh = ResponseCache(Path(folder) / "cache.sqlite")
-    for label in ran:
-        backend = load_backend(specs[label])
-        for attempt in ("first run", "re-run"):
-            start = time.perf_counter()
-            table = run_backend(backend, rerun, fresh)
-            timings.append(
-                {
-                    "model": label,
-                    "run": attempt,
-                    "seconds": round(time.perf_counter() - start, 3),
-                    "answers from the cache": int(table["cached"].sum()),
-                    "questions": len(table),
-                }
-            )
-pd.DataFrame(timings)
+cache_rerun({label: specs[label] for label in ran}, questions[:rerun_questions])

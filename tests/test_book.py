@@ -3,8 +3,19 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from vhs.book import model_specs, notebook_parameters, read_ledger, record_run, what_was_run
+from vhs.book import (
+    chapter_results,
+    model_specs,
+    notebook_parameters,
+    read_ledger,
+    record_run,
+    retriever_specs,
+    what_was_run,
+)
+from vhs.data import questions as qs
+from vhs.data.catalog import Catalog
 from vhs.eval.runner import RESULT_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,3 +70,27 @@ def test_notebook_parameters_read_names_defaults_and_comments() -> None:
     row = table.set_index("parameter").loc["per_size"]
     assert row["default"] == "50" and row["meaning"] == "questions per size (even: yes/no pairs)"
     assert table["parameter"].tolist()[:2] == ["profile", "seed"]
+
+
+def test_the_retrievers_chapter_7_compares_are_the_specs_its_models_answer_with(tmp_path: Path) -> None:
+    assert retriever_specs("synth", "r") == {
+        "mirage": "mirage:r/mirage",
+        "clip (question)": "clip-retrieve:r/synth-clip?reader=r/synth-llava&query=question",
+        "clip (anchor name)": "clip-retrieve:r/synth-clip?reader=r/synth-llava",
+    }
+    assert retriever_specs("coco", str(tmp_path)) == {"mirage": None, "clip (question)": None, "clip (anchor name)": None}
+
+
+def test_a_chapter_answers_through_the_shared_cache_and_records_what_it_ran(
+    env: Path, small_catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(env)
+    questions = list(qs.build_question_set(small_catalog, "single", (1, 3), 2, 0, progress=False))
+    first = chapter_results("3 single-needle", "synth", "always-yes", questions)
+    assert list(first["model"].unique()) == ["always-yes"] and not first["cached"].any()
+    assert (env / "vhs-data" / "cache.sqlite").exists()
+    again = chapter_results("3 single-needle", "synth", "always-yes", questions)
+    assert again["cached"].all()
+    assert what_was_run(read_ledger("synth", env / "build" / "ledger")).to_dict() == {
+        "3 single-needle": {"always-yes": "4 answered"}
+    }

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from vhs.book import image_tokens
 from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.catalog import Catalog
@@ -217,3 +218,8 @@ def test_eval_reports_the_kept_images_and_needle_recall_and_the_cache_keeps_them
 def test_a_stale_checkpoint_names_the_training_command_of_its_own_mode() -> None:
     assert Mirage.training_name({"compression": "query"}) == "mirage-query"
     assert Mirage.training_name({"compression": "image"}) == "mirage"
+
+
+def test_the_token_budget_per_image_is_read_from_the_backends_themselves(runs: Path) -> None:
+    specs = {"mirage": f"mirage:{runs / 'mirage'}", "not here": None, "always-yes": "always-yes"}
+    assert image_tokens(specs) == {"mirage": MirageConfig().queries}  # always-yes reads no image

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -17,7 +18,9 @@ from vhs.data.catalog import PRESENT, Catalog
 from vhs.data.kinds import with_article
 from vhs.data.profiles import SYNTH_EVAL, SynthSplit
 from vhs.errors import VhsError
-from vhs.eval.runner import RunOptions, evaluate
+from vhs.eval.recall import load_retrievers, needle_recall
+from vhs.eval.runner import HaystackImages, RunOptions, evaluate
+from vhs.models.clip_retrieve import ClipRanker
 from vhs.models.synth_caption import SynthCaptionBackend
 from vhs.protocol import ImageRef, Request
 from vhs.synth.scenes import write_synth_dataset
@@ -127,6 +130,36 @@ def test_every_synth_backend_answers_through_the_harness(
         assert set(table["status"]) <= {"ok", "not_answerable:context"}, model
     reader_only = evaluate(f"synth-llava:{runs / 'synth-llava'}", questions, cache, RunOptions(data=small_synth))
     assert set(reader_only[reader_only["size"] == 20]["status"]) == {"not_answerable:context"}
+
+
+def test_needle_recall_is_measured_through_the_specs_that_answer(
+    runs: Path, small_catalog: Catalog, small_synth: Path, tmp_path: Path
+) -> None:
+    spec = f"clip-retrieve:{runs / 'synth-clip'}?reader={runs / 'synth-llava'}"
+    retrievers = load_retrievers({"anchor": spec, "question": f"{spec}&query=question"})
+    assert "query" not in retrievers["anchor"].identity()["params"]  # answers cached before the option still match
+    assert retrievers["question"].identity()["params"]["query"] == "question"
+    questions = list(qs.build_question_set(small_catalog, "single", (1, 6), 4, 0, progress=False))
+    questions += list(qs.build_question_set(small_catalog, "multi", (6,), 2, 0, progress=False))
+    images = HaystackImages(ResponseCache(tmp_path / "c.sqlite"), small_synth)
+    table = needle_recall(retrievers, questions, images, ks=(1, 3))
+    ranker = ClipRanker(runs / "synth-clip")
+    expected = []
+    for question in questions:
+        request = images.request(question)
+        needles = {i for i, image in enumerate(question["image_ids"]) if image in question["needle_ids"]}
+        for label, text in (("anchor", with_article(question["anchor"])), ("question", question["question"])):
+            order = ranker.scores(request.images, text).argsort(descending=True).tolist()
+            found = [len(needles & set(order[:k])) / len(needles) for k in (1, 3)]
+            expected += [(label, question["mode"], question["size"], k, share) for k, share in zip((1, 3), found, strict=True)]
+    by_hand = pd.DataFrame(expected, columns=["retriever", "mode", "size", "k", "recall"])
+    by_hand = by_hand.groupby(["retriever", "mode", "size", "k"])["recall"].agg(recall="mean", questions="count").reset_index()
+    pd.testing.assert_frame_equal(table, by_hand)
+    assert set(table[table["size"] == 1]["recall"]) == {1.0} and set(table["questions"]) == {4, 2}
+    with pytest.raises(VhsError, match="does not rank"):
+        load_retrievers({"yes": "always-yes"})
+    with pytest.raises(VhsError, match="query is one of anchor, question"):
+        load_retrievers({"caption": f"{spec}&query=caption"})
 
 
 def test_clip_retrieval_ranks_the_needle_first_on_an_easy_haystack(small_catalog: Catalog, tmp_path: Path) -> None:

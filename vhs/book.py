@@ -11,14 +11,19 @@ is taken as a backend spec (`openai:gpt-4o`, `hf:…`) on either profile.
 """
 
 import ast
+import json
+import tempfile
+import time
 from pathlib import Path
 
 import jupytext
 import pandas as pd
 
+from vhs.cache import ResponseCache
+from vhs.eval.runner import RunOptions, evaluate_models, run_backend
 from vhs.metrics import SCORED
-from vhs.models.registry import parse_spec, public_spec, trained_here
-from vhs.paths import atomic_path
+from vhs.models.registry import load_backend, parse_spec, public_spec, trained_here
+from vhs.paths import atomic_path, response_cache_path
 from vhs.zoo import MODELS
 
 LEDGER_COLUMNS = ("profile", "chapter", "model", "questions", "answered", "not_answerable", "errors", "not_run", "reason")
@@ -45,6 +50,79 @@ def _trained(spec: str) -> str | None:
     if name == "mirage" and not (Path(checkpoint) / "config.json").exists():
         return None
     return spec
+
+
+def chapter_results(
+    chapter: str, profile: str, models: str, questions: list[dict], runs: str = "runs", options: RunOptions | None = None
+) -> pd.DataFrame:
+    """What every chapter does first: its `models` (`model_specs`) over `questions`, answered through the
+    shared response cache, what ran recorded in the ledger (`record_run`); returns the results table."""
+    cache = ResponseCache(response_cache_path())
+    results = evaluate_models(model_specs(profile, models, runs), questions, cache, options or RunOptions())
+    record_run(results, chapter, profile)
+    return results
+
+
+# Chapter 7's retrievers: label -> (the model whose spec it uses, the option that makes it this retriever).
+RETRIEVERS = {
+    "mirage": ("mirage", ""),
+    "clip (question)": ("clip-retrieve", "query=question"),
+    "clip (anchor name)": ("clip-retrieve", ""),
+}
+
+
+def retriever_specs(profile: str, runs: str = "runs") -> dict[str, str | None]:
+    """Label -> backend spec of each retriever chapter 7 compares, from the same specs the chapters answer
+    with (`model_specs`); None where the profile has none yet."""
+    specs: dict[str, str | None] = {}
+    for label, (name, option) in RETRIEVERS.items():
+        (spec,) = model_specs(profile, name, runs).values()
+        specs[label] = f"{spec}{'&' if '?' in spec else '?'}{option}" if spec and option else spec
+    return specs
+
+
+def image_tokens(specs: dict[str, str | None]) -> dict[str, int]:
+    """Label -> tokens one image takes in the LM's context, for each available spec whose backend fixes it."""
+    tokens = {}
+    for label, spec in specs.items():
+        count = load_backend(spec).image_tokens if spec else None
+        if count is not None:
+            tokens[label] = count
+    return tokens
+
+
+def training_record(checkpoint: str | Path) -> tuple[dict[str, list[float]], dict] | None:
+    """A checkpoint's training curves and what its `config.json` says of its training (steps, seconds,
+    hyperparameters), or None when the directory holds no trained checkpoint."""
+    checkpoint = Path(checkpoint)
+    if not (checkpoint / "curve.json").exists() or not (checkpoint / "config.json").exists():
+        return None
+    training = json.loads((checkpoint / "config.json").read_text()).get("training", {})
+    return json.loads((checkpoint / "curve.json").read_text()), training
+
+
+def cache_rerun(specs: dict[str, str], questions: list[dict]) -> pd.DataFrame:
+    """Each spec answers `questions` twice into a fresh, empty cache, loaded once: seconds of each run
+    (image hashing and the cache lookups included, loading the model not) and the answers read back."""
+    timings = []
+    with tempfile.TemporaryDirectory() as folder:
+        fresh = ResponseCache(Path(folder) / "cache.sqlite")
+        for label, spec in specs.items():
+            backend = load_backend(spec)
+            for attempt in ("first run", "re-run"):
+                start = time.perf_counter()
+                table = run_backend(backend, questions, fresh)
+                seconds = round(time.perf_counter() - start, 3)
+                timings.append(
+                    {
+                        "model": label,
+                        "run": attempt,
+                        "seconds": seconds,
+                        "answers from the cache": int(table["cached"].sum()),
+                        "questions": len(table),
+                    }
+                )
+    return pd.DataFrame(timings)
 
 
 def record_run(results: pd.DataFrame, chapter: str, profile: str, ledger: str | Path = "build/ledger") -> Path:

@@ -26,7 +26,7 @@ from vhs.eval.retry import RetryPolicy
 from vhs.eval.runner import RunInterrupted, RunOptions, evaluate, write_results
 from vhs.metrics import SUMMARY_COLUMNS, summarize
 from vhs.models.registry import redact
-from vhs.paths import data_root, write_atomically
+from vhs.paths import response_cache_path, write_atomically
 from vhs.synth.scenes import write_synth_dataset
 from vhs.zoo import trained
 
@@ -135,7 +135,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     questions = list(qs.read_jsonl(Path(args.questions)))
     if not questions:
         raise VhsError(f"{args.questions} holds no questions")
-    cache = ResponseCache(args.cache or data_root() / "cache.sqlite")
+    cache = ResponseCache(args.cache or response_cache_path())
     try:
         table = evaluate(args.model, questions, cache, options)
     finally:

@@ -17,6 +17,9 @@ PAPER_NAMES: dict[str, str] = {
     "anthropic:claude-3-opus-20240229": "Claude-3 Opus",
     "gemini:gemini-1.5-pro": "Gemini-1.5-pro",
 }
+# Tokens per image in the LM's context, as the paper and its released code give them (CLIP ViT-L/14-336's patches
+# against MIRAGE's Q-Former queries).
+PAPER_IMAGE_TOKENS: dict[str, int] = {"LLaVA-v1.5-7B": 576, "MIRAGE-8.3B": 32}
 # The paper's task names -> the `mode` of our results for the same questions.
 TASK_MODES = {"multi_needles_only": NEEDLES_ONLY}
 

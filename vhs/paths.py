@@ -12,6 +12,11 @@ def data_root() -> Path:
     return Path(os.environ.get("VHS_DATA", "data"))
 
 
+def response_cache_path() -> Path:
+    """The response cache every run shares unless told otherwise: `$VHS_DATA/cache.sqlite`."""
+    return data_root() / "cache.sqlite"
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside `path` for a writer to fill; when the block ends it is flushed to disk and renamed

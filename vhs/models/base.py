@@ -5,6 +5,7 @@ and returns a `Reply` (raw text and usage), both defined in `vhs.protocol` with 
 declares its `Limits` so the runner can report an over-limit haystack as not answerable without sending it.
 """
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from vhs.protocol import Limits, Reply, Request, canonical
@@ -26,6 +27,7 @@ class Backend:
     secret_params: ClassVar[frozenset[str]] = frozenset({"api_key"})
     limits: Limits = Limits()
     batch_size: int = 1
+    image_tokens: int | None = None  # tokens one image takes in the LM's context, where the backend fixes it
 
     def __init__(self, model_id: str = "", **params: Any) -> None:
         self.model_id = model_id
@@ -55,6 +57,15 @@ class Backend:
     def generate_batch(self, requests: list[Request]) -> list[Reply]:
         """Answer several requests; local backends override this to batch."""
         return [self.generate(r) for r in requests]
+
+
+class Retriever:
+    """A backend that ranks a haystack before it answers (MIRAGE, clip-retrieve): `vhs.eval.recall` measures
+    how often the needles are among its top k, through the same spec that answers."""
+
+    def relevance(self, request: Request) -> Sequence[float]:
+        """One score per image of the request, in haystack order; higher is more relevant."""
+        raise NotImplementedError
 
 
 class BatchedBackend(Backend):

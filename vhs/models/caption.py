@@ -18,7 +18,7 @@ from tqdm import tqdm
 from vhs.cache import ResponseCache, cache_key
 from vhs.models.base import BatchedBackend
 from vhs.models.hf import HFBackend
-from vhs.paths import data_root
+from vhs.paths import response_cache_path
 from vhs.protocol import ImageRef, Limits, Reply, Request
 
 DEFAULT_LLM = "hf:meta-llama/Meta-Llama-3-8B-Instruct"
@@ -52,7 +52,7 @@ class CaptionBackend(BatchedBackend):
         self.captioner = HFBackend(model_id, dtype=dtype, device=device, max_new_tokens=caption_tokens, batch_size=batch_size)
         self.llm = load_backend(llm)
         super().__init__(self.captioner.model_id, captioner=self.captioner.identity(), llm=self.llm.identity())
-        self.store = ResponseCache(Path(cache) if cache else data_root() / "cache.sqlite")
+        self.store = ResponseCache(Path(cache) if cache else response_cache_path())
         self.batch_size = max(1, self.llm.batch_size)
         self.limits = Limits(context_tokens=self.llm.limits.context_tokens)
 

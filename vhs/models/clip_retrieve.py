@@ -1,5 +1,7 @@
-"""`clip-retrieve:CLIP_DIR[?reader=LLAVA_DIR]`: rank the haystack by CLIP-style similarity to the anchor,
-then answer on the top-k images (k=1 single needle, 3 multi) with synth-llava.
+"""`clip-retrieve:CLIP_DIR[?reader=LLAVA_DIR][&query=anchor|question]`: rank the haystack by CLIP-style
+similarity to the anchor's name (or, `query=question`, to the whole question's text, as a CLIP retriever
+would be given it in practice), then answer on the top-k images (k=1 single needle, 3 multi) with
+synth-llava.
 
 The anchor is the request's: the object the question asks about, which a user names; k is the question kind's.
 """
@@ -10,7 +12,8 @@ from pathlib import Path
 import torch
 
 from vhs.data.kinds import KINDS, with_article
-from vhs.models.base import Backend
+from vhs.errors import VhsError
+from vhs.models.base import Backend, Retriever
 from vhs.models.synth_llava import SynthLlavaBackend
 from vhs.protocol import ImageRef, Reply, Request
 from vhs.synth_models.clip import Clip, pad
@@ -40,20 +43,33 @@ class ClipRanker:
         return torch.stack(self.embeddings.of(images)) @ query
 
 
-class ClipRetrieveBackend(Backend):
+QUERIES = ("anchor", "question")
+
+
+class ClipRetrieveBackend(Backend, Retriever):
     """Retriever + reader; scales to any haystack size."""
 
     name = "clip-retrieve"
 
-    def __init__(self, model_id: str = "", reader: str = "") -> None:
+    def __init__(self, model_id: str = "", reader: str = "", query: str = "anchor") -> None:
+        if query not in QUERIES:
+            raise VhsError(f"clip-retrieve's query is one of {', '.join(QUERIES)}, not {query!r}")
         path = Path(model_id or DEFAULT_DIR)
         self.ranker = ClipRanker(path)
         self.reader = SynthLlavaBackend(reader)
-        super().__init__(str(path), weights=weights_digest(path), reader=self.reader.identity())
+        self.query = query
+        # the default query stays out of the identity, so answers cached before the option existed still match
+        extra = {"query": query} if query != "anchor" else {}
+        super().__init__(str(path), weights=weights_digest(path), reader=self.reader.identity(), **extra)
+
+    def relevance(self, request: Request) -> torch.Tensor:
+        """Each image's similarity to the anchor's name (or to the question's text)."""
+        text = with_article(request.anchor) if self.query == "anchor" else request.question
+        return self.ranker.scores(request.images, text)
 
     def rank(self, request: Request) -> list[int]:
-        """Haystack positions, most anchor-like first."""
-        return self.ranker.scores(request.images, with_article(request.anchor)).argsort(descending=True).tolist()
+        """Haystack positions, most relevant first."""
+        return self.relevance(request).argsort(descending=True).tolist()
 
     def generate(self, request: Request) -> Reply:
         """Keep the top-k images in haystack order and let the reader answer on them."""

@@ -20,7 +20,7 @@ from vhs.errors import VhsError
 from vhs.mirage.hub import HubMirage
 from vhs.mirage.model import Mirage, MirageMechanisms
 from vhs.mirage.store import FeatureStore
-from vhs.models.base import BatchedBackend
+from vhs.models.base import BatchedBackend, Retriever
 from vhs.paths import data_root
 from vhs.protocol import ImageRef, Limits, Reply, Request
 from vhs.synth_models.inference import weights_digest
@@ -38,7 +38,7 @@ def load_mirage(path: Path, device: str = "auto", dtype: str = "auto") -> Mirage
     return Mirage.from_pretrained(path)
 
 
-class MirageBackend(BatchedBackend):
+class MirageBackend(BatchedBackend, Retriever):
     """Retrieve, then answer over the kept images; no haystack is too large."""
 
     name = "mirage"
@@ -50,6 +50,7 @@ class MirageBackend(BatchedBackend):
         digest = weights_digest(path)
         super().__init__(str(path), weights=digest)
         self.limits = Limits()
+        self.image_tokens = self.model.config.queries
         compute = self._features if self.model.query_aware else self._tokens
         self.store = FeatureStore(Path(store) if store else data_root() / "cache" / "mirage" / digest, compute)
 
@@ -67,6 +68,11 @@ class MirageBackend(BatchedBackend):
             return stored
         with torch.no_grad():
             return self.model.compress(stored, self.model.question_ids(request.question))
+
+    def relevance(self, request: Request) -> torch.Tensor:
+        """The retriever's logit for each image, given the question."""
+        with torch.no_grad():
+            return self.model.relevance(self.haystack_tokens(request), self.model.question_ids(request.question))
 
     def prompt_tokens(self, request: Request) -> int:
         """The LM's tokens at most: k kept images of K tokens each, framed, and the question."""

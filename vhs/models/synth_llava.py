@@ -24,6 +24,7 @@ class SynthLlavaBackend(BatchedBackend):
         self.model = SynthLlava.from_pretrained(path)
         super().__init__(str(path), weights=weights_digest(path))
         self.limits = Limits(context_tokens=self.model.config.context)
+        self.image_tokens = self.model.config.tokens_per_image
         self.features = PerImage(lambda pixels: list(self._encode(pixels)))
 
     @torch.no_grad()

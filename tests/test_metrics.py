@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vhs.metrics import clustered_interval, summarize, wilson_interval
+from vhs.metrics import clustered_interval, mean_interval, summarize, wilson_interval
 
 
 @pytest.mark.parametrize(
@@ -76,3 +76,11 @@ def test_repeated_questions_switch_to_clustered_intervals() -> None:
     assert summary["ci_method"] == "cluster"
     per_position = summarize(table.assign(position=[0, 1, 2, 0, 1, 2]), by=("model", "size", "position"))
     assert set(per_position["ci_method"]) == {"wilson"}
+
+
+def test_a_mean_of_zeros_and_ones_gets_the_wilson_interval_and_of_fractions_the_normal_one() -> None:
+    assert mean_interval(np.array([1, 0, 1, 1])) == wilson_interval(3, 4)
+    fractions = np.array([0.5, 1.0, 0.0, 0.5])
+    low, high = mean_interval(fractions)
+    half = 1.959963984540054 * fractions.std(ddof=1) / 2  # each question its own cluster: s / sqrt(n)
+    assert (low, high) == pytest.approx((0.5 - half, 0.5 + half))

@@ -65,9 +65,9 @@ def test_accuracy_vs_size_draws_one_panel_per_mode_with_that_modes_paper_rows() 
     assert [ax.get_title() for ax in axes] == ["single", "needles only", "multi"]
     labels = [[line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")] for ax in axes]
     assert labels == [["a"], ["a", "paper: GPT-4o"], ["a"]]
-    assert {line.get_color() for ax in axes for line in ax.get_lines() if line.get_label() == "a"} == {
-        plots.sns.color_palette("tab10", 1)[0]
-    }
+    assert {line.get_color() for ax in axes for line in ax.get_lines() if line.get_label() == "a"} == {plots.model_colour("a")}
+    assert axes[1].get_xlabel() == "needles (the haystack is the needles)"
+    assert axes[2].get_xlabel() == "haystack size (images)"
 
 
 def test_position_figure_has_a_panel_per_model_and_paper_model() -> None:
@@ -111,3 +111,120 @@ def test_run_overview_stacks_each_chapters_questions_by_outcome() -> None:
     widths = [(round(p.get_x()), round(p.get_width())) for p in ax.patches]
     assert widths == [(0, 8), (0, 0), (8, 2), (0, 0), (10, 0), (0, 0), (10, 0), (0, 10)]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["3 single · a", "3 single · b"]
+
+
+def _summary(models: list[str], sizes: list[int], not_answerable: float = 0.0) -> pd.DataFrame:
+    rows = [
+        {
+            "model": m,
+            "mode": "single",
+            "size": n,
+            "accuracy": 0.7,
+            "ci_low": 0.6,
+            "ci_high": 0.8,
+            "not_answerable": not_answerable if n == sizes[-1] else 0.0,
+            "not_run": False,
+        }
+        for m in models
+        for n in sizes
+    ]
+    return pd.DataFrame(rows)
+
+
+def _colours(fig, label: str) -> set[str]:
+    return {line.get_color() for ax in fig.axes for line in ax.get_lines() if line.get_label() == label}
+
+
+def test_a_model_has_one_colour_in_every_figure_and_its_paper_counterpart_shares_it_dashed() -> None:
+    models = ["synth-llava", "mirage", "openai:gpt-4o", "some-new-spec"]
+    paper = pd.concat([paper_curve("GPT-4o"), paper_curve("MIRAGE-8.3B"), paper_curve("Gemini-1.5-pro")])
+    size_fig = plots.accuracy_vs_size(_summary(models, [1, 10]), paper)
+    costs = pd.DataFrame({"model": models, "size": [1] * 4, "seconds": [0.1] * 4, "tokens": [10.0] * 4})
+    cost_fig = plots.cost_vs_size(costs)
+    recall = pd.DataFrame(
+        {"retriever": models, "mode": "single", "size": 10, "k": 1, "recall": 0.5, "questions": 4, "ci_low": 0.2, "ci_high": 0.8}
+    )
+    recall_fig = plots.recall_vs_size(recall)
+    for model in models:
+        assert (
+            _colours(size_fig, model) == _colours(cost_fig, model) == _colours(recall_fig, model) == {plots.model_colour(model)}
+        )
+    assert len({plots.model_colour(m) for m in models}) == len(models)
+    paper_lines = {line.get_label(): line for line in size_fig.axes[0].get_lines() if line.get_label().startswith("paper:")}
+    assert paper_lines["paper: GPT-4o"].get_color() == plots.model_colour("openai:gpt-4o")
+    assert paper_lines["paper: MIRAGE-8.3B"].get_color() == plots.model_colour("mirage")
+    assert {line.get_linestyle() for line in paper_lines.values()} == {"--"}
+    markers = [line.get_marker() for line in paper_lines.values()]
+    assert len(set(markers)) == len(markers) and "o" not in markers
+
+
+def test_a_size_only_partly_answerable_is_a_hollow_marker_named_in_the_legend() -> None:
+    fig = plots.accuracy_vs_size(_summary(["synth-caption"], [1, 10, 20], not_answerable=0.48))
+    hollow = [line for line in fig.axes[0].get_lines() if line.get_label() == "_partial"]
+    assert [line.get_xydata().tolist() for line in hollow] == [[[20.0, 0.7]]]
+    assert hollow[0].get_markerfacecolor() == "white"
+    assert plots.PARTIAL_LABEL in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert not [
+        line for line in plots.accuracy_vs_size(_summary(["a"], [1, 10])).axes[0].get_lines() if line.get_label() == "_partial"
+    ]
+
+
+def test_the_recall_figure_draws_a_band_and_one_colour_per_model_in_two_line_styles() -> None:
+    recall = pd.DataFrame(
+        {
+            "retriever": ["mirage", "clip (question)", "clip (anchor name)"] * 2,
+            "mode": "single",
+            "size": [10] * 3 + [100] * 3,
+            "k": 1,
+            "recall": 0.5,
+            "questions": 8,
+            "ci_low": 0.3,
+            "ci_high": 0.7,
+        }
+    )
+    models = {"mirage": "mirage", "clip (question)": "clip-retrieve", "clip (anchor name)": "clip-retrieve"}
+    ax = plots.recall_vs_size(recall, models).axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert lines["clip (question)"].get_color() == lines["clip (anchor name)"].get_color() == plots.model_colour("clip-retrieve")
+    assert lines["clip (question)"].get_linestyle() != lines["clip (anchor name)"].get_linestyle()
+    assert len(ax.collections) == 3 and ax.get_ylabel() == "recall@1"
+
+
+def test_every_figure_fits_the_column_with_labelled_axes_and_readable_text(small_catalog: Catalog) -> None:
+    questions = list(qs.build_question_set(small_catalog, "single", (1, 10, 20), 10, 0, progress=False))
+    position = pd.DataFrame(
+        {
+            "model": "a",
+            "size": [2, 2],
+            "depth": [0.0, 1.0],
+            "accuracy": [0.9, 0.7],
+            "ci_low": 0.5,
+            "ci_high": 1.0,
+            "not_run": False,
+        }
+    )
+    figures = [
+        plots.haystack_grid(small_catalog, questions[-1]),
+        plots.category_frequencies(small_catalog),
+        plots.question_statistics(pd.DataFrame(questions)),
+        plots.accuracy_vs_size(_summary(["a", "b"], [1, 10]), paper_curve("GPT-4o")),
+        plots.accuracy_vs_position(position, paper_positions().query("model == 'GPT-4o'")),
+        plots.cost_vs_size(pd.DataFrame({"model": ["a"], "size": [1], "seconds": [0.1], "tokens": [10.0]})),
+        plots.training_curves({"lm": [3.0, 2.0, 1.0], "retriever": [0.7, 0.5], "retriever_step": [10, 20]}, "a run"),
+        plots.mirage_diagram(),
+    ]
+    for fig in figures:
+        fig.canvas.draw()
+        assert fig.get_figwidth() <= plots.WIDTH
+        texts = [t for t in fig.findobj(plots.plt.Text) if t.get_text() and t.get_visible()]
+        small = {t.get_text() for t in texts if t.get_fontsize() < plots.FONT}
+        assert not small, small
+        for ax in fig.axes:
+            if ax.axison and ax.has_data():
+                assert ax.get_xlabel() and (ax.get_ylabel() or not ax.get_yticklabels()), ax.get_title()
+    renderer = figures[-1].canvas.get_renderer()
+    boxes = [p.get_window_extent(renderer) for p in figures[-1].axes[0].patches]
+    for text, box in zip([t for t in figures[-1].axes[0].texts if "\n" in t.get_text() or t.get_text() == "N images"], boxes):
+        inside = text.get_window_extent(renderer)
+        assert box.x0 <= inside.x0 and inside.x1 <= box.x1, text.get_text()
+    plots.plt.close("all")

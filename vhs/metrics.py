@@ -47,6 +47,15 @@ def clustered_interval(values: np.ndarray, clusters: np.ndarray, z: float = Z95)
     return max(0.0, mean - z * se), min(1.0, mean + z * se)
 
 
+def mean_interval(values: np.ndarray, z: float = Z95) -> tuple[float, float]:
+    """95% interval for the mean of per-question values in [0, 1]: Wilson when every value is 0 or 1 (a
+    proportion), else the normal interval with each question its own cluster."""
+    values = np.asarray(values, dtype=float)
+    if np.isin(values, (0.0, 1.0)).all():
+        return wilson_interval(int(values.sum()), len(values), z)
+    return clustered_interval(values, np.arange(len(values)), z)
+
+
 def _summarize_group(group: pd.DataFrame) -> pd.Series:
     scored = group[group["status"].isin(SCORED)]
     n_scored = len(scored)

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from vhs.errors import VhsError
 from vhs.eval.runner import HaystackImages
+from vhs.metrics import mean_interval
 from vhs.models.base import Retriever
 from vhs.models.registry import load_backend
 
@@ -29,7 +30,7 @@ def needle_recall(
     retrievers: dict[str, Retriever], questions: Iterable[dict], images: HaystackImages, ks: tuple[int, ...] = (1, 3)
 ) -> pd.DataFrame:
     """One row per (retriever, mode, size, k): mean needle recall@k (needles among the top k / needles)
-    over the questions, and how many questions."""
+    over the questions with its 95% interval (`vhs.metrics.mean_interval`), and how many questions."""
     rows = []
     for question in tqdm(list(questions), desc="needle recall", unit="q"):
         request = images.request(question)
@@ -46,7 +47,8 @@ def needle_recall(
                 }
                 for k in ks
             ]
-    table = pd.DataFrame(rows)
-    return (
-        table.groupby(["retriever", "mode", "size", "k"], sort=True)["recall"].agg(recall="mean", questions="count").reset_index()
-    )
+    groups = pd.DataFrame(rows).groupby(["retriever", "mode", "size", "k"], sort=True)["recall"]
+    table = groups.agg(recall="mean", questions="count").reset_index()
+    intervals = [mean_interval(values) for _, values in groups]
+    table[["ci_low", "ci_high"]] = pd.DataFrame(intervals, columns=["ci_low", "ci_high"])
+    return table

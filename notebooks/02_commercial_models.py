@@ -13,13 +13,15 @@
 # %% [markdown]
 # # Commercial models
 #
-# The paper evaluates GPT-4o, Claude 3 Opus and Gemini 1.5 Pro. Each is queried here through its
+# The paper evaluates GPT-4o and Gemini 1.5 Pro (ICLR 2025; its July 2024 version also Claude 3
+# Opus). Each is queried here through its
 # official SDK (`openai`, `anthropic`, and `google-genai`, the maintained successor of
 # `google-generativeai`) when its API key is set in the environment (`OPENAI_API_KEY`,
 # `ANTHROPIC_API_KEY`, `GEMINI_API_KEY`); a model without a key is reported **not run**. Every
 # answer is cached, so re-running this chapter never pays twice. The defaults are deliberately
 # small (`per_size` questions at each size, at most `max_requests` calls per model): the README
-# gives the exact number of requests, images and estimated tokens they cost.
+# gives the number of requests, images and estimated tokens they cost, and `vhs eval` prints them
+# before its first paid call.
 
 # %% tags=["parameters"]
 profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
@@ -30,43 +32,43 @@ models = "openai:gpt-4o,anthropic:claude-3-opus-20240229,gemini:gemini-1.5-pro" 
 max_requests = 200  # at most this many paid calls per model
 runs = "runs"  # where `make models` put the synth checkpoints (if a model trained here is named)
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 
-from vhs import plots
-from vhs.book import chapter_results
+from vhs import page, plots
+from vhs.book import chapter_results, not_run_note
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.eval.runner import RunOptions
 from vhs.metrics import summarize
-from vhs.paper import paper_curve
+from vhs.paper import paper_curve, paper_sources
 
 catalog = load_profile_catalog(profile)
 size_list = tuple(int(s) for s in str(sizes).split(","))
 questions = list(qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False))
 results = chapter_results("2 commercial models", profile, models, questions, runs, RunOptions(max_requests=max_requests))
 summary = summarize(results)
+paper = pd.concat([paper_curve(model) for model in str(models).split(",")], ignore_index=True)
+page.text("not-run", not_run_note(results) or "Every model of this chapter was run.")
+page.text("paper-sources", paper_sources(paper))
+page.figure("accuracy", plots.accuracy_vs_size(summary, paper))
 
 # %% [markdown]
 # ## What was run
-# One row per model: how many questions were answered, how many were over the provider's limits,
-# and why a model was not run.
-
-# %%
-status = results.pivot_table(index="model", columns="status", values="qid", aggfunc="count", fill_value=0)
-status["run"] = ["not run (no API key)" if row.get("not_run", 0) == row.sum() else "run" for _, row in status.iterrows()]
-status
-
-# %% [markdown]
+# {glue:md}`not-run`
+#
 # ## Accuracy against haystack size
-# Our strict accuracy with Wilson 95% intervals; the paper's numbers for the same models
-# (ICLR 2025, Fig. 2, COCO images) dashed in grey — they are the paper's runs, not ours, and on the
-# synth profile they describe a different image domain.
+#
+# ```{glue:figure} accuracy
+# :name: fig-commercial-accuracy
+#
+# Single-needle accuracy against haystack size. Solid, with 95% Wilson bands: our runs of the models
+# named in `models`, on this profile's images (a model not run is named in the panel). Dashed: the
+# paper's numbers for the same models, on COCO ({glue:md}`paper-sources`), not our runs; on the synth
+# profile they describe a different image domain. 0.5 (dotted) is chance.
+# ```
 
-# %%
-paper = pd.concat([paper_curve(model) for model in str(models).split(",")], ignore_index=True)
-plots.accuracy_vs_size(summary, paper)
-# %%
-summary[
-    ["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "compliance", "not_answerable", "not_run"]
-].round(3)
+# %% tags=["hide-input"]
+ran = summary[~summary["not_run"]]
+columns = ["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "compliance", "not_answerable"]
+page.table(ran[columns], percent=("accuracy", "ci_low", "ci_high", "compliance", "not_answerable")) if len(ran) else None

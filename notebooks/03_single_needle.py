@@ -17,8 +17,9 @@
 # questions. On the synth profile these are the models trained here (`make models`): the LLaVA-style
 # full-context model, caption-then-LLM, CLIP-style retrieval feeding the LLaVA-style reader, and
 # MIRAGE; on the coco profile, each stands for its real counterpart (LLaVA-v1.5-7B for synth-llava,
-# LLaVA captions + Llama-3 for synth-caption) or is marked not run. A size a model cannot take (its context
-# window) is reported not answerable and drawn as no point, as the paper leaves such sizes out; 0.5 is chance.
+# LLaVA captions + Llama-3 for synth-caption) or is marked not run. A size a model cannot take at all
+# (its context window) is reported not answerable and drawn as no point, as the paper leaves such
+# sizes out; a size it can take for only some questions is a hollow marker, its accuracy over those.
 
 # %% tags=["parameters"]
 profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
@@ -29,29 +30,38 @@ models = "synth-llava,synth-caption,clip-retrieve,mirage"  # models trained here
 paper_models = "GPT-4o,Gemini-1.5-pro,MIRAGE-8.3B,Caption Aggregation"  # the paper's curves drawn beside ours
 runs = "runs"  # where `make models` put the synth checkpoints
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 
-from vhs import plots
+from vhs import page, plots
 from vhs.book import chapter_results
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.metrics import summarize
-from vhs.paper import paper_curve
+from vhs.paper import paper_curve, paper_sources
 
 catalog = load_profile_catalog(profile)
 size_list = tuple(int(s) for s in str(sizes).split(","))
 questions = list(qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False))
 results = chapter_results("3 single-needle", profile, models, questions, runs)
 summary = summarize(results)
+paper = pd.concat([paper_curve(name) for name in str(paper_models).split(",")], ignore_index=True)
+page.text("paper-sources", paper_sources(paper))
+page.figure("accuracy", plots.accuracy_vs_size(summary, paper))
 
 # %% [markdown]
 # ## Accuracy against haystack size
-# Wilson 95% bands around ours; the paper's numbers (ICLR 2025, Fig. 2, COCO images) dashed in grey:
-# they are the paper's runs of the paper's models, not ours.
+#
+# ```{glue:figure} accuracy
+# :name: fig-single-accuracy
+#
+# Single-needle accuracy against haystack size. Solid, with 95% Wilson bands: ours, this profile's
+# models on its images. Dashed, one marker per model: the paper's numbers on COCO
+# ({glue:md}`paper-sources`), its runs of its models, not ours; a paper model shares the colour of the
+# model that stands for it here. Hollow: some questions of that size were over the model's limit.
+# 0.5 (dotted) is chance.
+# ```
 
-# %%
-paper = pd.concat([paper_curve(name) for name in str(paper_models).split(",")], ignore_index=True)
-plots.accuracy_vs_size(summary, paper)
-# %%
-summary[["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "not_answerable", "not_run"]].round(3)
+# %% tags=["hide-input"]
+columns = ["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "not_answerable"]
+page.table(summary[~summary["not_run"]][columns], percent=("accuracy", "ci_low", "ci_high", "not_answerable"))

@@ -8,6 +8,7 @@ import pytest
 from vhs.book import (
     chapter_results,
     model_specs,
+    not_run_note,
     notebook_parameters,
     read_ledger,
     record_run,
@@ -58,10 +59,11 @@ def test_the_ledger_says_what_each_chapter_ran_and_why_not(tmp_path: Path) -> No
     record_run(_results("llava", ["ok", "error"]), "4 multi-needle", "synth", tmp_path)
     record_run(_results("llava", ["ok"]), "4 multi-needle", "coco", tmp_path / "other")
     table = what_was_run(read_ledger("synth", tmp_path))
-    assert table.to_dict() == {
-        "3 single-needle": {"gpt": "not run: no API key", "llava": "2 answered, 1 not answerable"},
-        "4 multi-needle": {"gpt": "—", "llava": "1 answered, 1 errors"},
-    }
+    assert table.values.tolist() == [
+        ["3 single-needle", "gpt", "not run: no API key"],
+        ["3 single-needle", "llava", "2 answered, 1 not answerable"],
+        ["4 multi-needle", "llava", "1 answered, 1 errors"],
+    ]
     assert read_ledger("coco", tmp_path).empty and what_was_run(read_ledger("coco", tmp_path)).empty
 
 
@@ -91,6 +93,14 @@ def test_a_chapter_answers_through_the_shared_cache_and_records_what_it_ran(
     assert (env / "vhs-data" / "cache.sqlite").exists()
     again = chapter_results("3 single-needle", "synth", "always-yes", questions)
     assert again["cached"].all()
-    assert what_was_run(read_ledger("synth", env / "build" / "ledger")).to_dict() == {
-        "3 single-needle": {"always-yes": "4 answered"}
-    }
+    assert what_was_run(read_ledger("synth", env / "build" / "ledger")).values.tolist() == [
+        ["3 single-needle", "always-yes", "4 answered"]
+    ]
+
+
+def test_a_chapter_names_the_models_it_did_not_run_with_what_they_would_have_been_asked() -> None:
+    ran = _results("llava", ["ok", "not_run"], "not sent: --max-requests 1").assign(size=[3, 5])
+    skipped = _results("gpt", ["not_run"] * 2, "no API key").assign(size=[3, 5])
+    note = not_run_note(pd.concat([ran, skipped]))
+    assert note.startswith("**Not run in this build:** `gpt` (no API key). Run, each would be asked 2 questions holding 8 images")
+    assert not_run_note(ran) == ""

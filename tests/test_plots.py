@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 from matplotlib.patches import Rectangle
 
 from vhs import plots
@@ -228,3 +229,11 @@ def test_every_figure_fits_the_column_with_labelled_axes_and_readable_text(small
         inside = text.get_window_extent(renderer)
         assert box.x0 <= inside.x0 and inside.x1 <= box.x1, text.get_text()
     plots.plt.close("all")
+
+
+def test_two_models_with_equal_accuracy_are_drawn_side_by_side() -> None:
+    ax = plots.accuracy_vs_size(_summary(["clip-retrieve", "synth-llava"], [2, 3])).axes[0]
+    lines = {line.get_label(): line.get_xydata() for line in ax.get_lines()}
+    left, right = lines["clip-retrieve"], lines["synth-llava"]
+    assert (left[:, 1] == right[:, 1]).all() and (left[:, 0] < right[:, 0]).all()
+    assert right[:, 0] / left[:, 0] == pytest.approx([plots.DODGE] * 2)

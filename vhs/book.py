@@ -125,6 +125,21 @@ def cache_rerun(specs: dict[str, str], questions: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(timings)
 
 
+def not_run_note(results: pd.DataFrame) -> str:
+    """One paragraph naming the models of `results` that were not run at all, why, and what they would have
+    been asked (questions and the images in them); empty when every model ran."""
+    skipped = [(model, rows) for model, rows in results.groupby("model", sort=False) if (rows["status"] == "not_run").all()]
+    if not skipped:
+        return ""
+    reasons = {model: next((r for r in rows["raw"] if isinstance(r, str) and r), "unavailable") for model, rows in skipped}
+    named = "; ".join(f"`{model}` ({reason})" for model, reason in reasons.items())
+    rows = skipped[0][1]
+    return (
+        f"**Not run in this build:** {named}. Run, each would be asked {len(rows):,} questions holding "
+        f"{int(rows['size'].sum()):,} images, and its results would replace this paragraph."
+    )
+
+
 def record_run(results: pd.DataFrame, chapter: str, profile: str, ledger: str | Path = "build/ledger") -> Path:
     """Write what `chapter` ran (per model: questions answered, over the limits, failed, not run and why)."""
     rows = []
@@ -173,11 +188,12 @@ def read_ledger(profile: str, ledger: str | Path = "build/ledger") -> pd.DataFra
 
 
 def what_was_run(ledger: pd.DataFrame) -> pd.DataFrame:
-    """Model x chapter: how many questions each model answered in each chapter, or why it was not run."""
+    """One row per chapter and model: how many questions the model answered there, or why it was not run
+    (long, so that it fits a page's column however many chapters and models there are)."""
     if ledger.empty:
-        return pd.DataFrame()
-    cells = ledger.assign(cell=ledger.apply(_cell, axis=1))
-    return cells.pivot(index="model", columns="chapter", values="cell").fillna("—")
+        return pd.DataFrame(columns=["chapter", "model", "outcome"])
+    cells = ledger.assign(outcome=ledger.apply(_cell, axis=1))
+    return cells.sort_values(["chapter", "model"])[["chapter", "model", "outcome"]].reset_index(drop=True)
 
 
 def notebook_parameters(notebook: str | Path) -> pd.DataFrame:

@@ -46,6 +46,16 @@ def paper_curve(model_spec: str, task: str = "single") -> pd.DataFrame:
     return rows.assign(mode=TASK_MODES.get(task, task))
 
 
+def paper_sources(rows: pd.DataFrame) -> str:
+    """Where `rows` of the paper's numbers come from, for a caption: each source (paper version and figure
+    or table) with the models read from it, e.g. "ICLR2025 Fig.2 (digitized): GPT-4o; arXiv v1 Table 1: …"."""
+    if rows.empty:
+        return "none"
+    return "; ".join(
+        f"{source}: {', '.join(dict.fromkeys(group['model']))}" for source, group in rows.groupby("source", sort=False)
+    )
+
+
 def paper_positions(source: str = "ICLR2025 Fig.4") -> pd.DataFrame:
     """The paper's needle-position accuracies from one source: `size`, `position` (the needle's
     index, or its depth bucket, a tenth of the haystack, above 10 images, as `note` says), `depth`

@@ -47,6 +47,7 @@ MODEL_COLOURS = {name: colour for colour, names in _FAMILIES.items() for name in
 # Models the table does not name (a backend spec given as a parameter) get one of these, by a hash of the name.
 _SPARE_COLOURS = ("#637939", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363")
 PAPER_MARKERS = "s^Dv<>PX*p"
+DODGE = 1.04  # our models' points step this factor apart along the log size axis
 PARTIAL_LABEL = "hollow: some of the questions were over the model's limit"
 LINE_STYLES = ("-", "--", ":", "-.")  # labels of one model (chapter 7's two CLIP retrievers)
 
@@ -144,7 +145,9 @@ def accuracy_vs_size(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -
     `summary` is `vhs.metrics.summarize` output (with `mode`), `paper` is `vhs.paper.paper_curve`
     rows (with `mode`). Sizes a model could not take at all are left out, as the paper's plots leave them
     out; a size it could take for only some questions is a hollow marker (its accuracy is over those);
-    models that were not run are named under the axes. The needles-only panel's x axis counts needles.
+    models that were not run are named in the axes. Our models' points are offset by a few percent along
+    the size axis (`DODGE`), so that two models with equal accuracy both stay visible. The needles-only
+    panel's x axis counts needles.
     """
     modes = sorted(set(summary["mode"]), key=lambda m: (MODE_ORDER.index(m) if m in MODE_ORDER else len(MODE_ORDER), m))
     fig, axes = plt.subplots(
@@ -164,13 +167,15 @@ def accuracy_vs_size(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -
 
 def _accuracy_panel(ax: plt.Axes, summary: pd.DataFrame, paper: pd.DataFrame | None) -> None:
     ran = summary[~summary["not_run"]].dropna(subset=["accuracy"])
-    for model, rows in ran.groupby("model", sort=False):
+    groups = list(ran.groupby("model", sort=False))
+    for index, (model, rows) in enumerate(groups):
         colour = model_colour(model)
-        ax.fill_between(rows["size"], rows["ci_low"], rows["ci_high"], color=colour, alpha=0.15, linewidth=0)
-        ax.plot(rows["size"], rows["accuracy"], marker="o", label=model, color=colour)
-        partial = rows[rows["not_answerable"] > 0] if "not_answerable" in rows else rows.iloc[:0]
-        if len(partial):
-            ax.plot(partial["size"], partial["accuracy"], "o", color=colour, markerfacecolor="white", label="_partial")
+        x = rows["size"] * DODGE ** (index - (len(groups) - 1) / 2)  # equal curves side by side, not hidden
+        ax.fill_between(x, rows["ci_low"], rows["ci_high"], color=colour, alpha=0.15, linewidth=0)
+        ax.plot(x, rows["accuracy"], marker="o", label=model, color=colour)
+        partial = (rows["not_answerable"] > 0) if "not_answerable" in rows else rows["size"] < 0
+        if partial.any():
+            ax.plot(x[partial], rows["accuracy"][partial], "o", color=colour, markerfacecolor="white", label="_partial")
     if paper is not None and len(paper):
         for model, rows in paper.groupby("model", sort=False):
             ax.plot(

@@ -1,0 +1,44 @@
+"""What a chapter puts on its page: figures kept for their numbered captions, values for its prose, and
+tables that fit the column. The notebook computes them; the page's markdown cites them by name
+(`{glue:figure}`, `{glue:text}`, `{glue:md}`), so no number on a page is typed by hand.
+"""
+
+from collections.abc import Iterable
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown
+from matplotlib.figure import Figure
+from myst_nb import glue
+from pandas.io.formats.style import Styler
+
+
+def figure(name: str, fig: Figure) -> None:
+    """Keep `fig` for the page's `{glue:figure}` of `name` (numbered, captioned), and show it nowhere else."""
+    glue(name, fig, display=False)
+    plt.close(fig)
+
+
+def value(name: str, number: float | int) -> float | int:
+    """Keep `number` for the prose's `{glue:text}` of `name` (with a format, e.g. `name:.2f`); returns it."""
+    glue(name, number, display=False)
+    return number
+
+
+def text(name: str, markdown: str) -> str:
+    """Keep `markdown` for the prose's `{glue:md}` of `name` (a sentence, a list of sources); returns it."""
+    glue(name, Markdown(markdown), display=False)
+    return markdown
+
+
+def table(frame: pd.DataFrame, percent: Iterable[str] = (), digits: int = 3) -> Styler:
+    """`frame` as the book shows it: no index, numbers rounded to `digits`, the `percent` columns (fractions)
+    as whole percentages, missing values blank."""
+    percent = [column for column in percent if column in frame.columns]
+    numbers = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c]) and c not in percent]
+    return (
+        frame.style.hide(axis="index")
+        .format("{:.0%}", subset=percent, na_rep="")
+        .format(f"{{:.{digits}f}}", subset=numbers, na_rep="")
+        .set_table_attributes('class="vhs-table"')
+    )

@@ -16,11 +16,13 @@
 # The paper's lost-in-the-middle study: every single-needle question is asked once with its needle
 # at each position of its haystack, so that position is the only thing that changes. Depth 0 is the
 # first image, 1 the last. As in the paper, a haystack of more than 10 images gets its needle once
-# in each tenth of its depth (in the middle of that tenth). The paper
+# in each tenth of its depth; where in that tenth is our choice (its middle image), as are the
+# sizes and the 20 questions per size of the defaults, sized to run on a laptop. The paper
 # reports drops of up to 26.5% (LLaVA, needle not last) and 28.5% (proprietary models, needle not
-# first). Each question is asked at every position, so the intervals are clustered by question
-# (`vhs.metrics.clustered_interval`). By construction, MIRAGE and the CLIP-style retriever cannot
-# depend on position on single-needle questions: each image is scored on its own and the LM sees
+# first). Each question is asked at every position: a point of the figure holds each question once
+# (its interval is Wilson's), while a figure pooled over depths counts a question several times and
+# clusters its interval by question (`vhs.metrics.clustered_interval`). By construction, MIRAGE and
+# the CLIP-style retriever cannot depend on position on single-needle questions: each image is scored on its own and the LM sees
 # only the one kept; a position effect there would be a bug.
 
 # %% tags=["parameters"]
@@ -31,14 +33,14 @@ per_size = 20  # questions per size (even: yes/no pairs)
 models = "synth-llava,synth-caption,clip-retrieve,mirage"  # models trained here (or their coco counterparts), or backend specs
 runs = "runs"  # where `make models` put the synth checkpoints
 
-# %%
-from vhs import plots
+# %% tags=["hide-input"]
+from vhs import page, plots
 from vhs.book import chapter_results
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.eval.runner import at_each_position
 from vhs.metrics import needle_depth, summarize
-from vhs.paper import paper_positions
+from vhs.paper import paper_positions, paper_sources
 
 catalog = load_profile_catalog(profile)
 size_list = tuple(s for s in (int(s) for s in str(sizes).split(",")) if s >= 2)
@@ -46,21 +48,29 @@ questions = at_each_position(qs.build_question_set(catalog, "single", size_list,
 results = chapter_results("5 needle position", profile, models, questions, runs)
 results["depth"] = needle_depth(results)
 summary = summarize(results, by=("model", "size", "depth"))
+paper = paper_positions()
+page.text("paper-sources", paper_sources(paper))
+page.value("questions-per-size", per_size)
+page.figure("position", plots.accuracy_vs_position(summary, paper))
 
 # %% [markdown]
 # ## Accuracy against needle depth
-# One panel per model, one line per haystack size; the paper's models (ICLR 2025, Fig. 4, COCO
-# images, exact printed values) dashed in panels of their own: the paper's runs, not ours.
-
-# %%
-plots.accuracy_vs_position(summary, paper_positions())
-# %% [markdown]
+#
+# ```{glue:figure} position
+# :name: fig-position
+#
+# Accuracy against the needle's depth (0 first image, 1 last), one panel per model and one line per
+# haystack size. Ours (solid, {glue:text}`questions-per-size` questions per size, each asked at
+# every depth): 95% Wilson bands per point. The paper's panels (dashed, titled "paper:"): its
+# numbers on COCO ({glue:md}`paper-sources`), not our runs. 0.5 (dotted) is chance.
+# ```
+#
 # ## The largest drop from the best position
 # Per model and size: accuracy at the best and the worst depth, and the relative drop
 # (1 − worst / best), the measure the paper quotes.
 
-# %%
+# %% tags=["hide-input"]
 answered = summary.dropna(subset=["accuracy"])
-drops = answered.groupby(["model", "size"])["accuracy"].agg(best="max", worst="min")
+drops = answered.groupby(["model", "size"])["accuracy"].agg(best="max", worst="min").reset_index()
 drops["relative_drop"] = 1 - drops["worst"] / drops["best"]
-drops.round(3)
+page.table(drops, percent=("best", "worst", "relative_drop"))

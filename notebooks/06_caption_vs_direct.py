@@ -17,7 +17,7 @@
 # answer from the captions beat the multi-image models that look at the images directly, on
 # multi-image questions: visual reasoning over several images was not yet better than reading.
 # Here the two synth models share the same image encoder and the same tiny LM: **synth-caption**
-# reads the captioner's numbered captions, **synth-llava** reads each image's 64 patch tokens.
+# reads the captioner's numbered captions, **synth-llava** reads each image's patch tokens.
 # On coco they stand for LLaVA captions + Llama-3 against LLaVA-v1.5-7B.
 
 # %% tags=["parameters"]
@@ -28,15 +28,15 @@ per_size = 100  # questions per size (even: yes/no pairs)
 models = "synth-caption,synth-llava"  # caption-then-LLM first, then the direct model
 runs = "runs"  # where `make models` put the synth checkpoints
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 
-from vhs import plots
-from vhs.book import chapter_results, model_specs
+from vhs import page, plots
+from vhs.book import chapter_results, image_tokens, model_specs
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.metrics import summarize
-from vhs.paper import paper_curve
+from vhs.paper import paper_curve, paper_sources
 
 catalog = load_profile_catalog(profile)
 size_list = tuple(int(s) for s in str(sizes).split(","))
@@ -44,25 +44,35 @@ questions = [
     *qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False),
     *qs.needles_only(catalog, (2, 3), per_size, seed),
 ]
+specs = model_specs(profile, models, runs)
 results = chapter_results("6 caption vs direct", profile, models, questions, runs)
 summary = summarize(results)
-
-# %% [markdown]
-# ## Accuracy, side by side
-# Left, single-needle haystacks; right, multi-needle questions over the needles only (2 or 3
-# images). Wilson 95% bands; the July 2024 paper's caption-based baseline and LLaVA-v1.5-7B
-# (arXiv v1, Table 1, COCO) dashed in grey: the paper's runs, not ours.
-
-# %%
 paper = pd.concat([paper_curve(name) for name in ("Caption-based (LLaVA + Llama-3)", "LLaVA-v1.5-7B")], ignore_index=True)
-plots.accuracy_vs_size(summary, paper)
-# %% [markdown]
-# ## The difference
-# Caption-then-LLM minus direct, in accuracy points, where both answered.
+tokens = image_tokens(specs)
+page.text("image-tokens", ", ".join(f"{label}: {count} tokens per image" for label, count in tokens.items()) or "not fixed")
+page.text("paper-sources", paper_sources(paper))
+page.figure("accuracy", plots.accuracy_vs_size(summary, paper))
 
-# %%
-labels = list(model_specs(profile, models, runs))
-wide = summary.pivot_table(index=["mode", "size"], columns="model", values="accuracy")
+# %% [markdown]
+# The image tokens the direct model reads in this build: {glue:md}`image-tokens`.
+#
+# ## Accuracy, side by side
+#
+# ```{glue:figure} accuracy
+# :name: fig-caption-accuracy
+#
+# Left, single-needle haystacks against their size; right, multi-needle questions over the needles
+# only (2 or 3 images). Solid, with 95% Wilson bands: ours. Dashed: the July 2024 paper's
+# caption-based baseline and LLaVA-v1.5-7B on COCO ({glue:md}`paper-sources`, single-needle only),
+# not our runs. 0.5 (dotted) is chance.
+# ```
+#
+# ## The difference
+# Caption-then-LLM minus direct, in percentage points, where both answered.
+
+# %% tags=["hide-input"]
+labels = list(specs)
+wide = summary.pivot_table(index=["mode", "size"], columns="model", values="accuracy").reset_index()
 if set(labels) <= set(wide.columns):
-    wide["caption − direct"] = wide[labels[0]] - wide[labels[1]]
-wide.round(3)
+    wide["caption − direct (points)"] = 100 * (wide[labels[0]] - wide[labels[1]])
+page.table(wide, percent=labels, digits=1)

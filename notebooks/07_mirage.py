@@ -15,8 +15,8 @@
 #
 # MIRAGE answers a question over any number of images by never showing the language model more
 # than a few of them. A frozen image encoder turns each image into patch tokens; a Q-Former
-# compresses them into K tokens (32 instead of CLIP's 576 in the paper, 8 instead of 64 here); a
-# retriever scores every image against the question on its own; only the kept images reach the LM.
+# compresses them into K tokens; a retriever scores every image against the question on its own;
+# only the kept images reach the LM.
 # This chapter shows the small MIRAGE trained here on the synth scenes (`vhs train mirage`, the
 # released code's image-only compression, and `vhs train mirage-query`, whose queries also read the
 # question), its training curves, its accuracy next to the full-context model, its token budget,
@@ -30,20 +30,19 @@ per_size = 50  # questions per size (even: yes/no pairs)
 models = "mirage,mirage-query,synth-llava,clip-retrieve"  # models trained here (or their coco counterparts), or backend specs
 runs = "runs"  # where `make models` put the synth checkpoints
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
-from IPython.display import Markdown, display
-
-from vhs import plots
-from vhs.book import chapter_results, image_tokens, model_specs, retriever_specs, training_record
+from vhs import page, plots
+from vhs.book import RETRIEVERS, chapter_results, image_tokens, model_specs, paired_comparison, retriever_specs, training_record
 from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.eval.recall import load_retrievers, needle_recall
 from vhs.eval.runner import HaystackImages
-from vhs.metrics import summarize
-from vhs.paper import PAPER_IMAGE_TOKENS, paper_curve
+from vhs.metrics import SCORED, summarize
+from vhs.models.registry import load_backend
+from vhs.paper import PAPER_IMAGE_TOKENS, paper_curve, paper_sources
 from vhs.paths import response_cache_path
 
 catalog = load_profile_catalog(profile)
@@ -53,12 +52,54 @@ specs = model_specs(profile, models, runs)
 results = chapter_results("7 MIRAGE", profile, models, questions, runs)
 summary = summarize(results)
 
-# %% [markdown]
-# ## Architecture
+tokens = image_tokens(specs)
+page.text(
+    "our-tokens", ", ".join(f"{label} {count}" for label, count in tokens.items()) or "none of this build's models fixes it"
+)
+page.text("paper-tokens", ", ".join(f"{label} {count}" for label, count in PAPER_IMAGE_TOKENS.items()))
+reader = specs.get("synth-llava")
+answered = results[(results["model"] == "synth-llava") & results["status"].isin(SCORED)]
+page.text(
+    "llava-window",
+    f"The full-context synth-llava reads a {load_backend(reader).limits.context_tokens:,}-token window: our choice, made "
+    "so that 3 images fit, as LLaVA-v1.5's 2,048 tokens hold 3 of its 576-token images. In this build it answered "
+    f"haystacks of up to {answered['size'].max():,} images and reports larger ones not answerable."
+    if reader and len(answered)
+    else "",
+)
+page.text("query-vs-image", paired_comparison(results, "mirage-query", "mirage"))
 
-# %%
-plots.mirage_diagram()
+page.figure("diagram", plots.mirage_diagram())
+for name in ("mirage", "mirage-query"):
+    record = training_record(Path(runs) / name) if profile == "synth" else None
+    title = f"{name}: {record[1].get('steps')} steps, {record[1].get('seconds')} s" if record else name
+    page.figure(f"training-{name}", plots.mirage_training(record[0] if record else None, title))
+paper = paper_curve("MIRAGE-8.3B")
+page.text("paper-sources", paper_sources(paper))
+page.figure("accuracy", plots.accuracy_vs_size(summary, paper))
+
+retrievers = retriever_specs(profile, runs)
+available = {label: spec for label, spec in retrievers.items() if spec}
+images = HaystackImages(ResponseCache(response_cache_path()), None)
+recall = needle_recall(load_retrievers(available), questions, images)
+missing = [label for label, spec in retrievers.items() if not spec]
+retriever_models = {label: name for label, (name, _) in RETRIEVERS.items()}
+page.figure("recall", plots.recall_vs_size(recall, retriever_models, missing))
+
 # %% [markdown]
+# Tokens per image in the LM's context, in this build: {glue:md}`our-tokens`; in the paper:
+# {glue:md}`paper-tokens`.
+#
+# ## Architecture
+#
+# ```{glue:figure} diagram
+# :name: fig-mirage-diagram
+#
+# MIRAGE's data flow, with the sizes of the small MIRAGE trained here (the paper's: CLIP ViT-L
+# patches, 32 queries, a 7B LM). In query mode (`mirage-query`) the Q-Former's queries also read the
+# question; in image mode (`mirage`, the released code's) they do not.
+# ```
+#
 # ## Training
 # Three stages on generated multi-image questions from the training split (`vhs.mirage.train`):
 # captions (the Q-Former learns to carry each image's objects in its K tokens), the retriever alone
@@ -69,61 +110,68 @@ plots.mirage_diagram()
 # 10, 20 and 30 images and multi-needle ones with 2-3 needles at each size of 2 or more, the same
 # number per size, built by the benchmark's own builder from training images; size 1 is a plain
 # single-image question. This follows the official instruction data's range (0-30 images, 1-3 of them
-# relevant) while the LM still sees only the relevant images. The retriever starts with its question
-# projection at the identity, its attention keys tied to its queries and random positions (ours):
-# started from zero positions it sat near recall@1 0.2 for about 750 steps before learning to tell the
-# anchor from the target. Each sample's retrieval loss also counts 4 hard negatives (ours): training
-# images without the anchor that the frozen captioner rates likeliest to show it, drawn from the 256
-# likeliest per category. Haystacks of at most 30 random images hardly ever hold such a look-alike;
-# a 10,000-image haystack always holds some, and without them the retriever's recall@1 at 10,000 was 0.04.
-
-# %%
-for name in [m for m in specs if m.startswith("mirage")]:
-    record = training_record(Path(runs) / name) if profile == "synth" else None
-    if record:
-        curves, training = record
-        plots.training_curves(curves, f"{name}: {training.get('steps')} steps, {training.get('seconds')} s")
-
-# %% [markdown]
+# relevant) while the LM still sees only the relevant images. Two choices of ours, whose effect the
+# appendix on tuning records as it was measured (this build does not redo it): the retriever starts
+# with its question projection at the identity, its attention keys tied to its queries and random
+# positions; and each sample's retrieval loss also counts 4 hard negatives, training images without
+# the anchor that the frozen captioner rates likeliest to show it, since haystacks of at most 30
+# random images hardly ever hold such a look-alike and a 10,000-image haystack always holds some.
+#
+# ```{glue:figure} training-mirage
+# :name: fig-mirage-training
+#
+# The training of this build's `mirage` (image mode), on the run's own step axis; dashed verticals
+# separate the three stages. Left, each stage's loss; middle, the retriever's loss (stages 2 and 3)
+# and the LM's (stage 3); right, recall@1 on held-out 20-image haystacks.
+# ```
+#
+# ```{glue:figure} training-mirage-query
+# :name: fig-mirage-query-training
+#
+# The same for `mirage-query`, whose queries also read the question.
+# ```
+#
 # ## Accuracy against haystack size
-# Single-needle accuracy with Wilson 95% bands. The full-context synth-llava holds 3 images in its
-# 256-token window and reports larger haystacks not answerable (no point is drawn); MIRAGE keeps one
-# image whatever the size. The paper's MIRAGE-8.3B (ICLR 2025, Fig. 2, COCO) is dashed: the paper's
-# run, not ours, on a different image domain.
+# {glue:md}`llava-window` MIRAGE keeps one image whatever the size. {glue:md}`query-vs-image`
+#
+# ```{glue:figure} accuracy
+# :name: fig-mirage-accuracy
+#
+# Single-needle accuracy against haystack size. Solid, with 95% Wilson bands: ours. Dashed: the
+# paper's MIRAGE-8.3B on COCO ({glue:md}`paper-sources`), its run, not ours, on another image domain.
+# 0.5 (dotted) is chance.
+# ```
 
-# %%
-plots.accuracy_vs_size(summary, paper_curve("MIRAGE-8.3B"))
-# %%
-summary[["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "not_answerable", "not_run"]].round(3)
+# %% tags=["hide-input"]
+columns = ["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "not_answerable"]
+page.table(summary[~summary["not_run"]][columns], percent=("accuracy", "ci_low", "ci_high", "not_answerable"))
 
 # %% [markdown]
 # ## Token budget
-# Tokens per image the LM reads (paper: 576 CLIP patches for LLaVA against 32 Q-Former tokens for
-# MIRAGE; here 64 against 8), and the LM's tokens per question (mean over answered questions).
+# The LM's input tokens per question, mean over the answered questions, by haystack size.
 
-# %%
-budget = (
-    results[results["status"].isin(["ok", "unparsed"])].groupby(["model", "size"])["input_tokens"].mean().unstack("size").round(1)
-)
-ours = ", ".join(f"**{label} {count}**" for label, count in image_tokens(specs).items())
-papers = ", ".join(f"{label} {count}" for label, count in PAPER_IMAGE_TOKENS.items())
-display(Markdown(f"Tokens per image: {ours}; paper: {papers}."))
-budget
+# %% tags=["hide-input"]
+scored = results[results["status"].isin(SCORED)]
+budget = scored.groupby(["model", "size"])["input_tokens"].mean().unstack("size").reset_index()
+budget.columns = [str(c) for c in budget.columns]
+page.table(budget, digits=1)
 
 # %% [markdown]
 # ## Retriever against CLIP
 # Needle recall@k of MIRAGE's co-trained retriever (given the question), and of the CLIP-style
 # retriever given the same question text (as it would be in practice) or only the anchor's name,
-# on the same haystacks; reported whichever way it comes out.
+# on the same haystacks; reported whichever way it comes out. Each comes from the same model spec
+# that answers above, so on the coco profile it runs once a coco MIRAGE exists.
+#
+# ```{glue:figure} recall
+# :name: fig-recall
+#
+# Needle recall@k (the needle among a retriever's top k) against haystack size, with 95% Wilson
+# bands; ours only (the paper reports no such measure). The two CLIP-style lines are one model (one
+# colour) given two queries. A retriever without a checkpoint on this profile is named in the panel.
+# ```
 
-# %%
-retrievers = retriever_specs(profile, runs)
-available = {label: spec for label, spec in retrievers.items() if spec}
-if available:
-    images = HaystackImages(ResponseCache(response_cache_path()), None)
-    recall = needle_recall(load_retrievers(available), questions, images)
-    plots.recall_vs_size(recall)
-    display(recall.pivot_table(index=["retriever", "k"], columns="size", values="recall").round(3))
-missing = [label for label, spec in retrievers.items() if not spec]
-if missing:
-    display(Markdown(f"**Not run** on the {profile} profile: {', '.join(missing)} (no checkpoint of that retriever here yet)."))
+# %% tags=["hide-input"]
+page.table(
+    recall.pivot_table(index=["retriever", "k"], columns="size", values="recall").reset_index().rename(columns=str), digits=3
+)

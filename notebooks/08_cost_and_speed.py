@@ -28,8 +28,8 @@ models = "synth-llava,synth-caption,clip-retrieve,mirage"  # models trained here
 rerun_questions = 40  # questions of the cache measurement (the smallest sizes first)
 runs = "runs"  # where `make models` put the synth checkpoints
 
-# %%
-from vhs import plots
+# %% tags=["hide-input"]
+from vhs import page, plots
 from vhs.book import cache_rerun, chapter_results, model_specs
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
@@ -44,19 +44,26 @@ answered = results[results["status"].isin(SCORED)]
 costs = answered.rename(columns={"latency": "seconds", "input_tokens": "tokens"})[["model", "size", "seconds", "tokens"]].astype(
     {"tokens": "float64"}
 )
+not_run = [label for label, rows in results.groupby("model") if (rows["status"] == "not_run").all()]
+page.figure("cost", plots.cost_vs_size(costs, not_run))
 
 # %% [markdown]
 # ## Seconds and tokens per question against haystack size
-# Means over the answered questions; a size a model cannot take has no point. On the synth profile
-# the seconds are those of 2 CPU cores, batched; the retrieving models' image features are computed
-# once per distinct image and kept, so a question whose images were seen before costs only the
-# retriever pass and the LM (the first questions of a fresh build also pay for filling the store).
+#
+# ```{glue:figure} cost
+# :name: fig-cost
+#
+# Seconds per question (left) and the LM's input tokens per question (right) against haystack size,
+# means over the answered questions of this build; ours only (the paper reports no such curve). A
+# size a model cannot take has no point. On the synth profile the seconds are those of this build's
+# machine (2 CPU cores in CI), batched; the retrieving models' image features are computed once per
+# distinct image and kept, so a question whose images were seen before costs only the retriever pass
+# and the LM (the first questions of a fresh build also pay for filling the store).
+# ```
 
-# %%
-not_run = [label for label, rows in results.groupby("model") if (rows["status"] == "not_run").all()]
-plots.cost_vs_size(costs, not_run)
-# %%
-costs.groupby(["model", "size"]).mean().unstack("size").round(4)
+# %% tags=["hide-input"]
+means = costs.groupby(["model", "size"]).mean().reset_index()
+page.table(means, digits=4)
 
 # %% [markdown]
 # ## The response cache on a re-run
@@ -64,6 +71,6 @@ costs.groupby(["model", "size"]).mean().unstack("size").round(4)
 # cache, loaded once: the first run computes every answer, the second reads them back. Seconds of
 # each run (image hashing and the cache lookups included; loading the model excluded).
 
-# %%
+# %% tags=["hide-input"]
 ran = [label for label, rows in results.groupby("model", sort=False) if (rows["status"] != "not_run").any()]
-cache_rerun({label: specs[label] for label in ran}, questions[:rerun_questions])
+page.table(cache_rerun({label: specs[label] for label in ran}, questions[:rerun_questions]))

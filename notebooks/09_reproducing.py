@@ -71,34 +71,40 @@
 profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
 notebooks = "notebooks"  # where the chapters' sources are
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
 from IPython.display import Markdown, display
-from myst_nb import glue
 
-from vhs import plots
+from vhs import page, plots
 from vhs.book import notebook_parameters, read_ledger, what_was_run
+
+ledger = read_ledger(profile)
+page.figure("run-overview", plots.run_overview(ledger))
 
 # %% [markdown]
 # ## Every notebook's parameters
 # Read from each notebook's `parameters` cell; `make reproduce PARAMS="-p NAME VALUE"` gives a
 # value to every notebook that has the parameter.
 
-# %%
+# %% tags=["hide-input"]
 for source in sorted(Path(notebooks).glob("*.py")):
     display(Markdown(f"**{source.name}**"))
-    display(notebook_parameters(source).style.hide(axis="index"))
+    display(page.table(notebook_parameters(source)))
 
 # %% [markdown]
 # ## What was run in this build
 # Per model and chapter, how many questions were answered, how many a model could not take (its
 # context or payload limit), and why a model was not run. The introduction shows the same table.
+#
+# ```{glue:figure} run-overview
+# :name: fig-run-overview
+#
+# This build's questions per chapter and model, by outcome: answered, not answerable (over the
+# model's context or payload limit), failed, and not run.
+# ```
 
-# %%
-ledger = read_ledger(profile)
-plots.run_overview(ledger)
-# %%
-ran = what_was_run(ledger)
-glue("what_was_run", ran, display=False)
+# %% tags=["hide-input"]
+ran = page.table(what_was_run(ledger))
+page.value("what_was_run", ran)  # the introduction shows it too
 ran

@@ -10,6 +10,7 @@ from vhs.book import (
     model_specs,
     not_run_note,
     notebook_parameters,
+    paired_comparison,
     read_ledger,
     record_run,
     retriever_specs,
@@ -104,3 +105,18 @@ def test_a_chapter_names_the_models_it_did_not_run_with_what_they_would_have_bee
     note = not_run_note(pd.concat([ran, skipped]))
     assert note.startswith("**Not run in this build:** `gpt` (no API key). Run, each would be asked 2 questions holding 8 images")
     assert not_run_note(ran) == ""
+
+
+def test_two_models_are_compared_on_the_questions_both_answered() -> None:
+    rows = []
+    for qid in range(12):
+        rows.append({"qid": qid, "model": "a", "status": "ok", "correct": qid < 11})
+        rows.append({"qid": qid, "model": "b", "status": "ok" if qid else "not_answerable:context", "correct": qid < 2})
+    sentence = paired_comparison(pd.DataFrame(rows), "a", "b")
+    assert sentence == (
+        "On the 11 questions both answered, a was right on 9 that b missed and b on 0 that a missed "
+        "(exact McNemar p = 0.0039): a is the more accurate here."
+    )
+    even = pd.DataFrame([{"qid": 0, "model": m, "status": "ok", "correct": True} for m in ("a", "b")])
+    assert paired_comparison(even, "a", "b").endswith("no difference is detectable at this sample (p ≥ 0.05).")
+    assert paired_comparison(even, "a", "c") == "a and c answered no question in common in this build."

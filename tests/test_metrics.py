@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vhs.metrics import clustered_interval, mean_interval, summarize, wilson_interval
+from vhs.metrics import clustered_interval, mcnemar, mean_interval, summarize, wilson_interval
 
 
 @pytest.mark.parametrize(
@@ -84,3 +84,12 @@ def test_a_mean_of_zeros_and_ones_gets_the_wilson_interval_and_of_fractions_the_
     low, high = mean_interval(fractions)
     half = 1.959963984540054 * fractions.std(ddof=1) / 2  # each question its own cluster: s / sqrt(n)
     assert (low, high) == pytest.approx((0.5 - half, 0.5 + half))
+
+
+def test_mcnemar_counts_the_discordant_questions_and_gives_the_exact_binomial_p() -> None:
+    first = [True] * 8 + [False] * 2 + [True] * 5
+    second = [False] * 8 + [True] * 2 + [True] * 5
+    assert mcnemar(first, second) == (8, 2, pytest.approx(2 * (1 + 10 + 45) / 2**10))
+    assert mcnemar([True, False], [True, False]) == (0, 0, 1.0)
+    with pytest.raises(ValueError):
+        mcnemar([True], [True, False])

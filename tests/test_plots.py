@@ -211,7 +211,8 @@ def test_every_figure_fits_the_column_with_labelled_axes_and_readable_text(small
         plots.accuracy_vs_size(_summary(["a", "b"], [1, 10]), paper_curve("GPT-4o")),
         plots.accuracy_vs_position(position, paper_positions().query("model == 'GPT-4o'")),
         plots.cost_vs_size(pd.DataFrame({"model": ["a"], "size": [1], "seconds": [0.1], "tokens": [10.0]})),
-        plots.training_curves({"lm": [3.0, 2.0, 1.0], "retriever": [0.7, 0.5], "retriever_step": [10, 20]}, "a run"),
+        plots.mirage_training(_mirage_curves(), "a run"),
+        plots.mirage_training(None, "no run"),
         plots.mirage_diagram(),
     ]
     for fig in figures:
@@ -237,3 +238,26 @@ def test_two_models_with_equal_accuracy_are_drawn_side_by_side() -> None:
     left, right = lines["clip-retrieve"], lines["synth-llava"]
     assert (left[:, 1] == right[:, 1]).all() and (left[:, 0] < right[:, 0]).all()
     assert right[:, 0] / left[:, 0] == pytest.approx([plots.DODGE] * 2)
+
+
+def _mirage_curves() -> dict[str, list[float]]:
+    return {
+        "captions": [2.0] * 10,
+        "retrieval": [1.0] * 20,
+        "cotrain": [0.5] * 30,
+        "retriever": [0.7] * 50,
+        "lm": [0.6] * 30,
+        "recall@1": [0.2, 0.9],
+        "recall_step": [10, 59],
+    }
+
+
+def test_mirage_training_draws_every_curve_on_the_runs_own_steps_with_the_stage_boundaries() -> None:
+    fig = plots.mirage_training(_mirage_curves(), "mirage")
+    stages, losses, recall = fig.axes
+    first = {line.get_label(): line.get_xdata() for line in stages.get_lines() if not line.get_label().startswith("_")}
+    assert {name: (x[0], x[-1]) for name, x in first.items()} == {"captions": (0, 9), "retrieval": (10, 29), "cotrain": (30, 59)}
+    second = {line.get_label(): line.get_xdata() for line in losses.get_lines() if not line.get_label().startswith("_")}
+    assert {name: (x[0], x[-1]) for name, x in second.items()} == {"retriever": (10, 59), "LM": (30, 59)}
+    assert sorted(line.get_xdata()[0] for line in stages.get_lines() if line.get_label().startswith("_")) == [10, 30]
+    assert recall.get_lines()[0].get_xdata().tolist() == [10, 59] and recall.get_ylabel() == "held-out recall@1"

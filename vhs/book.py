@@ -21,7 +21,7 @@ import pandas as pd
 
 from vhs.cache import ResponseCache
 from vhs.eval.runner import RunOptions, evaluate_models, run_backend
-from vhs.metrics import SCORED
+from vhs.metrics import SCORED, mcnemar
 from vhs.models.registry import load_backend, parse_spec, public_spec, trained_here
 from vhs.paths import atomic_path, response_cache_path
 from vhs.zoo import MODELS
@@ -81,13 +81,20 @@ def retriever_specs(profile: str, runs: str = "runs") -> dict[str, str | None]:
     return specs
 
 
+# The backends of the models trained here: their checkpoints are local and small, so loading one to read a
+# fact is cheap, unlike a hub model's download or a paid API's key check.
+TRAINED_BACKENDS = frozenset(parse_spec(model.spec)[0] for model in MODELS.values() if model.spec)
+
+
 def image_tokens(specs: dict[str, str | None]) -> dict[str, int]:
-    """Label -> tokens one image takes in the LM's context, for each available spec whose backend fixes it."""
+    """Label -> tokens one image takes in the LM's context, for each available spec of a model trained here
+    whose backend fixes it (the others are left out)."""
     tokens = {}
     for label, spec in specs.items():
-        count = load_backend(spec).image_tokens if spec else None
-        if count is not None:
-            tokens[label] = count
+        if spec and parse_spec(spec)[0] in TRAINED_BACKENDS:
+            count = load_backend(spec).image_tokens
+            if count is not None:
+                tokens[label] = count
     return tokens
 
 
@@ -123,6 +130,25 @@ def cache_rerun(specs: dict[str, str], questions: list[dict]) -> pd.DataFrame:
                     }
                 )
     return pd.DataFrame(timings)
+
+
+def paired_comparison(results: pd.DataFrame, first: str, second: str, alpha: float = 0.05) -> str:
+    """One sentence comparing two models of `results` on the questions both answered: how many each got
+    right that the other missed, the exact McNemar p-value, and what that lets the page say at `alpha`."""
+    scored = results[results["status"].isin(SCORED)]
+    right = {model: scored[scored["model"] == model].set_index("qid")["correct"].astype(bool) for model in (first, second)}
+    common = right[first].index.intersection(right[second].index)
+    if common.empty:
+        return f"{first} and {second} answered no question in common in this build."
+    only_first, only_second, p = mcnemar(right[first][common], right[second][common])
+    if p < alpha:
+        verdict = f"{first if only_first > only_second else second} is the more accurate here"
+    else:
+        verdict = f"no difference is detectable at this sample (p ≥ {alpha})"
+    return (
+        f"On the {len(common):,} questions both answered, {first} was right on {only_first} that {second} missed "
+        f"and {second} on {only_second} that {first} missed (exact McNemar p = {p:.2g}): {verdict}."
+    )
 
 
 def not_run_note(results: pd.DataFrame) -> str:

@@ -10,6 +10,7 @@ positions), the interval is a cluster-robust normal interval with questions as c
 """
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,17 @@ def mean_interval(values: np.ndarray, z: float = Z95) -> tuple[float, float]:
     if np.isin(values, (0.0, 1.0)).all():
         return wilson_interval(int(values.sum()), len(values), z)
     return clustered_interval(values, np.arange(len(values)), z)
+
+
+def mcnemar(first: Iterable[bool], second: Iterable[bool]) -> tuple[int, int, float]:
+    """Exact two-sided McNemar test of two models on the same questions, in the same order: how many the
+    first got right and the second wrong, the reverse, and the p-value of that split under no difference."""
+    pairs = [(bool(a), bool(b)) for a, b in zip(first, second, strict=True)]
+    only_first = sum(a and not b for a, b in pairs)
+    only_second = sum(b and not a for a, b in pairs)
+    discordant = only_first + only_second
+    tail = sum(math.comb(discordant, i) for i in range(min(only_first, only_second) + 1))
+    return only_first, only_second, min(1.0, 2 * tail / 2**discordant) if discordant else 1.0
 
 
 def _summarize_group(group: pd.DataFrame) -> pd.Series:

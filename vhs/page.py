@@ -4,6 +4,7 @@ tables that fit the column. The notebook computes them; the page's markdown cite
 """
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -12,6 +13,8 @@ from matplotlib.figure import Figure
 from myst_nb import glue
 from pandas.io.formats.style import Styler
 
+T = TypeVar("T")
+
 
 def figure(name: str, fig: Figure) -> None:
     """Keep `fig` for the page's `{glue:figure}` of `name` (numbered, captioned), and show it nowhere else."""
@@ -19,10 +22,11 @@ def figure(name: str, fig: Figure) -> None:
     plt.close(fig)
 
 
-def value(name: str, number: float | int) -> float | int:
-    """Keep `number` for the prose's `{glue:text}` of `name` (with a format, e.g. `name:.2f`); returns it."""
-    glue(name, number, display=False)
-    return number
+def value(name: str, shown: T) -> T:
+    """Keep `shown` for a `{glue:text}` of `name` in the prose (a number, with a format such as `name:.2f`)
+    or a `{glue:any}` on another page (a table); returns it."""
+    glue(name, shown, display=False)
+    return shown
 
 
 def text(name: str, markdown: str) -> str:

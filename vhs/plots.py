@@ -294,35 +294,49 @@ def run_overview(ledger: pd.DataFrame) -> Figure:
     return fig
 
 
-def training_curves(curves: dict[str, list[float]], title: str, smooth: int = 20, columns: int = 3) -> Figure:
-    """Each loss curve of a checkpoint's `curve.json` (moving average over `smooth` steps), one panel per
-    curve. A curve recorded only in one training stage is drawn against that stage's own step counter
-    (its `NAME_step` list in `curve.json`); the others against the run's steps."""
-    shown = {name: values for name, values in curves.items() if values and not name.endswith("_step")}
-    rows = max(1, -(-len(shown) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(WIDTH, 2.4 * rows + 0.6), squeeze=False, layout="constrained")
-    for ax, (name, values) in zip(axes.flat, shown.items()):
-        series = pd.Series(values)
-        stage_steps = curves.get(f"{name.split('@')[0]}_step")
-        steps = stage_steps or list(range(len(values)))
-        ax.plot(steps, series.rolling(min(smooth, len(series)), min_periods=1).mean() if len(series) > 50 else series)
-        ax.set_title(name, fontsize=FONT)
-        ax.set_xlabel("step of its stage" if stage_steps else "step")
-        ax.set_ylabel("accuracy" if "acc" in name else "loss")
-    for ax in list(axes.flat)[len(shown) :]:
-        ax.axis("off")
+def mirage_training(curves: dict[str, list[float]] | None, title: str, smooth: int = 20) -> Figure:
+    """A MIRAGE checkpoint's `curve.json` on the run's own step axis: each stage's loss (captions, then the
+    retriever alone, then co-training, one after the other), the retriever's and the LM's losses, and the
+    held-out recall@1; moving averages over `smooth` steps. None: a figure that says no checkpoint exists."""
+    fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 3.0), layout="constrained")
     fig.suptitle(title, fontsize=FONT + 1)
+    if not curves:
+        for ax in axes:
+            ax.axis("off")
+        axes[1].text(0.5, 0.5, "no checkpoint trained on this profile", ha="center", fontsize=FONT)
+        return fig
+    stages = [name for name in ("captions", "retrieval", "cotrain") if curves.get(name)]
+    starts = np.cumsum([0] + [len(curves[name]) for name in stages])
+
+    def draw(ax: plt.Axes, values: list[float], start: int, label: str) -> None:
+        series = pd.Series(values)
+        ax.plot(start + np.arange(len(series)), series.rolling(min(smooth, len(series)), min_periods=1).mean(), label=label)
+
+    for name, start in zip(stages, starts):
+        draw(axes[0], curves[name], start, name)
+    retriever_start = starts[stages.index("retrieval")] if "retrieval" in stages else 0
+    draw(axes[1], curves.get("retriever", []), retriever_start, "retriever")
+    draw(axes[1], curves.get("lm", []), starts[-2] if len(stages) > 1 else 0, "LM")
+    axes[2].plot(curves.get("recall_step", []), curves.get("recall@1", []), marker="o", color="#2ca02c")
+    for ax, label in zip(axes, ("loss of the stage", "loss", "held-out recall@1")):
+        for boundary in starts[1:-1]:
+            ax.axvline(boundary, color="#999999", linewidth=0.8, linestyle="--")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=FONT, frameon=False)
+    axes[1].legend(fontsize=FONT, frameon=False)
+    axes[2].set_ylim(0, 1.02)
     return fig
 
 
-def recall_vs_size(recall: pd.DataFrame, models: Mapping[str, str] | None = None) -> Figure:
+def recall_vs_size(recall: pd.DataFrame, models: Mapping[str, str] | None = None, not_run: Iterable[str] = ()) -> Figure:
     """Needle recall@k (95% band) against haystack size, one line per retriever, one panel per k.
 
     `models` maps a retriever's label to the model it is (its colour); labels of one model differ in line
-    style. `recall` is `vhs.eval.recall.needle_recall` output.
+    style. `recall` is `vhs.eval.recall.needle_recall` output; the retrievers in `not_run` are named in the axes.
     """
     models = models or {}
-    ks = sorted(recall["k"].unique())
+    ks = sorted(recall["k"].unique()) if len(recall) else [1]
     fig, axes = plt.subplots(1, len(ks), figsize=(WIDTH, 3.8), squeeze=False, sharey=True, layout="constrained")
     line_style, per_model = {}, Counter()
     for label in dict.fromkeys(recall["retriever"]):
@@ -339,6 +353,7 @@ def recall_vs_size(recall: pd.DataFrame, models: Mapping[str, str] | None = None
         ax.set_title(f"needle recall@{k}")
         ax.set_xlabel("haystack size (images)")
         ax.set_ylabel(f"recall@{k}")
+    _name_not_run(axes[0][0], not_run)
     _legend_below(fig, axes[0])
     return fig
 

@@ -14,6 +14,8 @@ from vhs.metrics import mean_interval
 from vhs.models.base import Retriever
 from vhs.models.registry import load_backend
 
+RECALL_COLUMNS = ("retriever", "mode", "size", "k", "recall", "questions", "ci_low", "ci_high")
+
 
 def load_retrievers(specs: dict[str, str]) -> dict[str, Retriever]:
     """Label -> the backend of each spec; a spec whose backend does not rank images is a VhsError."""
@@ -31,6 +33,8 @@ def needle_recall(
 ) -> pd.DataFrame:
     """One row per (retriever, mode, size, k): mean needle recall@k (needles among the top k / needles)
     over the questions with its 95% interval (`vhs.metrics.mean_interval`), and how many questions."""
+    if not retrievers:
+        return pd.DataFrame(columns=list(RECALL_COLUMNS))
     rows = []
     for question in tqdm(list(questions), desc="needle recall", unit="q"):
         request = images.request(question)

@@ -35,7 +35,7 @@ runs = "runs"  # where `make models` put the synth checkpoints (if a model train
 # %% tags=["hide-input"]
 import pandas as pd
 
-from vhs import page, plots
+from vhs import findings, page, plots
 from vhs.book import chapter_results, not_run_note
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
@@ -51,6 +51,7 @@ summary = summarize(results)
 paper = pd.concat([paper_curve(model) for model in str(models).split(",")], ignore_index=True)
 page.text("not-run", not_run_note(results) or "Every model of this chapter was run.")
 page.text("paper-sources", paper_sources(paper))
+page.text("finding", findings.accuracy_falls(results, "2").markdown())
 page.figure("accuracy", plots.accuracy_vs_size(summary, paper))
 
 # %% [markdown]
@@ -72,3 +73,8 @@ page.figure("accuracy", plots.accuracy_vs_size(summary, paper))
 ran = summary[~summary["not_run"]]
 columns = ["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "compliance", "not_answerable"]
 page.table(ran[columns], percent=("accuracy", "ci_low", "ci_high", "compliance", "not_answerable")) if len(ran) else None
+
+# %% [markdown]
+# ## Finding
+# {glue:md}`finding` (Chapter 3 tests the same finding on the models trained here; this chapter's
+# verdict is not gathered in the introduction's table.)

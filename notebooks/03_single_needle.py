@@ -33,8 +33,8 @@ runs = "runs"  # where `make models` put the synth checkpoints
 # %% tags=["hide-input"]
 import pandas as pd
 
-from vhs import page, plots
-from vhs.book import chapter_results
+from vhs import findings, page, plots
+from vhs.book import chapter_results, record_finding
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.metrics import summarize
@@ -47,6 +47,8 @@ results = chapter_results("3 single-needle", profile, models, questions, runs)
 summary = summarize(results)
 paper = pd.concat([paper_curve(name) for name in str(paper_models).split(",")], ignore_index=True)
 page.text("paper-sources", paper_sources(paper))
+page.text("finding-1", record_finding(findings.accuracy_falls(results), profile))
+page.text("finding-2", record_finding(findings.context_limits(results, profile), profile))
 page.figure("accuracy", plots.accuracy_vs_size(summary, paper))
 
 # %% [markdown]
@@ -65,3 +67,9 @@ page.figure("accuracy", plots.accuracy_vs_size(summary, paper))
 # %% tags=["hide-input"]
 columns = ["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "not_answerable"]
 page.table(summary[~summary["not_run"]][columns], percent=("accuracy", "ci_low", "ci_high", "not_answerable"))
+
+# %% [markdown]
+# ## Findings
+# {glue:md}`finding-1`
+#
+# {glue:md}`finding-2`

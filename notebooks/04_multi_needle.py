@@ -32,8 +32,8 @@ runs = "runs"  # where `make models` put the synth checkpoints
 # %% tags=["hide-input"]
 import pandas as pd
 
-from vhs import page, plots
-from vhs.book import chapter_results
+from vhs import findings, page, plots
+from vhs.book import chapter_results, record_finding
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.metrics import summarize
@@ -50,6 +50,7 @@ summary = summarize(results)
 names = str(paper_models).split(",")
 paper = pd.concat([paper_curve(name, task) for task in ("multi_needles_only", "multi") for name in names], ignore_index=True)
 page.text("paper-sources", paper_sources(paper))
+page.text("finding", record_finding(findings.multi_harder(results), profile))
 page.figure("accuracy", plots.accuracy_vs_size(summary, paper))
 
 # %% [markdown]
@@ -83,3 +84,7 @@ page.table(
     by_quantifier[~by_quantifier["not_run"]][["model", "quantifier", "scored", "accuracy", "ci_low", "ci_high"]],
     percent=("accuracy", "ci_low", "ci_high"),
 )
+
+# %% [markdown]
+# ## Finding
+# {glue:md}`finding`

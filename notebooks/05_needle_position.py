@@ -34,8 +34,8 @@ models = "synth-llava,synth-caption,clip-retrieve,mirage"  # models trained here
 runs = "runs"  # where `make models` put the synth checkpoints
 
 # %% tags=["hide-input"]
-from vhs import page, plots
-from vhs.book import chapter_results
+from vhs import findings, page, plots
+from vhs.book import chapter_results, record_finding
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.eval.runner import at_each_position
@@ -50,6 +50,7 @@ results["depth"] = needle_depth(results)
 summary = summarize(results, by=("model", "size", "depth"))
 paper = paper_positions()
 page.text("paper-sources", paper_sources(paper))
+page.text("finding", record_finding(findings.position_matters(results), profile))
 page.value("questions-per-size", per_size)
 page.figure("position", plots.accuracy_vs_position(summary, paper))
 
@@ -74,3 +75,7 @@ answered = summary.dropna(subset=["accuracy"])
 drops = answered.groupby(["model", "size"])["accuracy"].agg(best="max", worst="min").reset_index()
 drops["relative_drop"] = 1 - drops["worst"] / drops["best"]
 page.table(drops, percent=("best", "worst", "relative_drop"))
+
+# %% [markdown]
+# ## Finding
+# {glue:md}`finding`

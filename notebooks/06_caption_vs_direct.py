@@ -31,8 +31,8 @@ runs = "runs"  # where `make models` put the synth checkpoints
 # %% tags=["hide-input"]
 import pandas as pd
 
-from vhs import page, plots
-from vhs.book import chapter_results, image_tokens, model_specs
+from vhs import findings, page, plots
+from vhs.book import chapter_results, image_tokens, model_specs, record_finding
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.metrics import summarize
@@ -51,6 +51,8 @@ paper = pd.concat([paper_curve(name) for name in ("Caption-based (LLaVA + Llama-
 tokens = image_tokens(specs)
 page.text("image-tokens", ", ".join(f"{label}: {count} tokens per image" for label, count in tokens.items()) or "not fixed")
 page.text("paper-sources", paper_sources(paper))
+caption, direct = list(specs)[:2]
+page.text("finding", record_finding(findings.caption_beats_direct(results, caption, direct), profile))
 page.figure("accuracy", plots.accuracy_vs_size(summary, paper))
 
 # %% [markdown]
@@ -76,3 +78,7 @@ wide = summary.pivot_table(index=["mode", "size"], columns="model", values="accu
 if set(labels) <= set(wide.columns):
     wide["caption − direct (points)"] = 100 * (wide[labels[0]] - wide[labels[1]])
 page.table(wide, percent=labels, digits=1)
+
+# %% [markdown]
+# ## Finding
+# {glue:md}`finding`

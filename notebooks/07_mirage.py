@@ -33,13 +33,14 @@ runs = "runs"  # where `make models` put the synth checkpoints
 # %% tags=["hide-input"]
 from pathlib import Path
 
-from vhs import page, plots
-from vhs.book import RETRIEVERS, chapter_results, image_tokens, model_specs, paired_comparison, retriever_specs, training_record
+from vhs import findings, page, plots
+from vhs.book import RETRIEVERS, chapter_results, image_tokens, model_specs, record_finding, retriever_specs, training_record
 from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.eval.recall import load_retrievers, needle_recall
 from vhs.eval.runner import HaystackImages
+from vhs.findings import paired_comparison
 from vhs.metrics import SCORED, summarize
 from vhs.models.registry import load_backend
 from vhs.paper import PAPER_IMAGE_TOKENS, paper_curve, paper_sources
@@ -76,6 +77,7 @@ for name in ("mirage", "mirage-query"):
     page.figure(f"training-{name}", plots.mirage_training(record[0] if record else None, title))
 paper = paper_curve("MIRAGE-8.3B")
 page.text("paper-sources", paper_sources(paper))
+page.text("finding", record_finding(findings.mirage_scales(results), profile))
 page.figure("accuracy", plots.accuracy_vs_size(summary, paper))
 
 retrievers = retriever_specs(profile, runs)
@@ -175,3 +177,7 @@ page.table(budget, digits=1)
 page.table(
     recall.pivot_table(index=["retriever", "k"], columns="size", values="recall").reset_index().rename(columns=str), digits=3
 )
+
+# %% [markdown]
+# ## Finding
+# {glue:md}`finding`

@@ -34,7 +34,43 @@
 # jupytext --to ipynb notebooks/03_single_needle.py -o build/03.ipynb
 # papermill build/03.ipynb out.ipynb -p profile synth -p per_size 100 -p sizes 1,10,100
 # ```
+
+# %% tags=["parameters"]
+profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
+notebooks = "notebooks"  # where the chapters' sources are
+
+# %% tags=["hide-input"]
+from pathlib import Path
+
+from IPython.display import Markdown, display
+
+from vhs import page, plots
+from vhs.book import notebook_parameters, read_findings, read_ledger, what_was_run
+
+ledger = read_ledger(profile)
+page.figure("run-overview", plots.run_overview(ledger))
+columns = {"number": "finding", "title": "the paper's finding", "paper": "the paper", "ours": "this build"}
+verdicts = read_findings(profile).rename(columns=columns)
+page.value("findings", page.table(verdicts))
+
+# %% [markdown]
+# ## What was run in this build
+# Per model and chapter, how many questions were answered, how many a model could not take (its
+# context or payload limit), and why a model was not run. The introduction shows the same table.
 #
+# ```{glue:figure} run-overview
+# :name: fig-run-overview
+#
+# This build's questions per chapter and model, by outcome: answered, not answerable (over the
+# model's context or payload limit), failed, and not run.
+# ```
+
+# %% tags=["hide-input"]
+ran = page.table(what_was_run(ledger))
+page.value("what_was_run", ran)  # the introduction shows it too
+ran
+
+# %% [markdown]
 # ## The two profiles
 #
 # **synth** (the default) generates its scenes on first use (`data/synth/`) and trains its models on
@@ -67,21 +103,6 @@
 # the cache, retries, limits and scoring. A class outside `vhs` works by its Python path:
 # `-p models mypkg.mymodule.MyBackend`.
 
-# %% tags=["parameters"]
-profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
-notebooks = "notebooks"  # where the chapters' sources are
-
-# %% tags=["hide-input"]
-from pathlib import Path
-
-from IPython.display import Markdown, display
-
-from vhs import page, plots
-from vhs.book import notebook_parameters, read_ledger, what_was_run
-
-ledger = read_ledger(profile)
-page.figure("run-overview", plots.run_overview(ledger))
-
 # %% [markdown]
 # ## Every notebook's parameters
 # Read from each notebook's `parameters` cell; `make reproduce PARAMS="-p NAME VALUE"` gives a
@@ -91,20 +112,3 @@ page.figure("run-overview", plots.run_overview(ledger))
 for source in sorted(Path(notebooks).glob("*.py")):
     display(Markdown(f"**{source.name}**"))
     display(page.table(notebook_parameters(source)))
-
-# %% [markdown]
-# ## What was run in this build
-# Per model and chapter, how many questions were answered, how many a model could not take (its
-# context or payload limit), and why a model was not run. The introduction shows the same table.
-#
-# ```{glue:figure} run-overview
-# :name: fig-run-overview
-#
-# This build's questions per chapter and model, by outcome: answered, not answerable (over the
-# model's context or payload limit), failed, and not run.
-# ```
-
-# %% tags=["hide-input"]
-ran = page.table(what_was_run(ledger))
-page.value("what_was_run", ran)  # the introduction shows it too
-ran

@@ -10,8 +10,9 @@ from vhs.book import (
     model_specs,
     not_run_note,
     notebook_parameters,
-    paired_comparison,
+    read_findings,
     read_ledger,
+    record_finding,
     record_run,
     retriever_specs,
     what_was_run,
@@ -19,6 +20,7 @@ from vhs.book import (
 from vhs.data import questions as qs
 from vhs.data.catalog import Catalog
 from vhs.eval.runner import RESULT_COLUMNS
+from vhs.findings import Finding
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,16 +109,12 @@ def test_a_chapter_names_the_models_it_did_not_run_with_what_they_would_have_bee
     assert not_run_note(ran) == ""
 
 
-def test_two_models_are_compared_on_the_questions_both_answered() -> None:
-    rows = []
-    for qid in range(12):
-        rows.append({"qid": qid, "model": "a", "status": "ok", "correct": qid < 11})
-        rows.append({"qid": qid, "model": "b", "status": "ok" if qid else "not_answerable:context", "correct": qid < 2})
-    sentence = paired_comparison(pd.DataFrame(rows), "a", "b")
-    assert sentence == (
-        "On the 11 questions both answered, a was right on 9 that b missed and b on 0 that a missed "
-        "(exact McNemar p = 0.0039): a is the more accurate here."
-    )
-    even = pd.DataFrame([{"qid": 0, "model": m, "status": "ok", "correct": True} for m in ("a", "b")])
-    assert paired_comparison(even, "a", "b").endswith("no difference is detectable at this sample (p ≥ 0.05).")
-    assert paired_comparison(even, "a", "c") == "a and c answered no question in common in this build."
+def test_the_findings_a_chapter_records_come_back_in_the_papers_order_per_profile(tmp_path: Path) -> None:
+    second = Finding(2, "3", "room", "p.", "o.", "by construction")
+    first = Finding(1, "3", "falls", "p.", "o.", "reproduced")
+    assert record_finding(second, "synth", tmp_path) == second.markdown()
+    record_finding(first, "synth", tmp_path)
+    record_finding(first, "coco", tmp_path)
+    table = read_findings("synth", tmp_path)
+    assert table["number"].tolist() == [1, 2] and table["verdict"].tolist() == ["reproduced", "by construction"]
+    assert read_findings("other", tmp_path).empty

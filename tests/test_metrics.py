@@ -4,7 +4,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vhs.metrics import clustered_interval, mcnemar, mean_interval, summarize, wilson_interval
+from vhs.metrics import (
+    above_chance,
+    clustered_interval,
+    detectable_difference,
+    fisher_test,
+    mcnemar,
+    mean_interval,
+    position_test,
+    summarize,
+    trend_test,
+    wilson_interval,
+)
 
 
 @pytest.mark.parametrize(
@@ -93,3 +104,25 @@ def test_mcnemar_counts_the_discordant_questions_and_gives_the_exact_binomial_p(
     assert mcnemar([True, False], [True, False]) == (0, 0, 1.0)
     with pytest.raises(ValueError):
         mcnemar([True], [True, False])
+
+
+def test_the_trend_test_is_cochran_armitage_over_log_size() -> None:
+    # 10/10, 8/10, 5/10 right at N = 1, 10, 100: scores 0, 1, 2 (log10 N), so by hand
+    # T = sum x (r - n p) = 0*(10-7.67) + 1*(8-7.67) + 2*(5-7.67) = -5, Var = p(1-p)(sum n x^2 - (sum n x)^2 / N)
+    p = 23 / 30
+    z = -5 / math.sqrt(p * (1 - p) * (50 - 30**2 / 30))
+    correct = [True] * 10 + [True] * 8 + [False] * 2 + [True] * 5 + [False] * 5
+    sizes = [1] * 10 + [10] * 10 + [100] * 10
+    found_z, found_p = trend_test(correct, sizes)
+    assert found_z == pytest.approx(z * math.sqrt(29 / 30), rel=1e-9)  # the linear-by-linear form: (N - 1) / N
+    assert found_z < 0 and found_p < 0.05
+    assert math.isnan(trend_test([True, False], [1, 1])[0])
+
+
+def test_position_fisher_chance_and_detectable_difference_match_textbook_values() -> None:
+    assert position_test(np.ones((5, 3))) == 1.0  # no answer changes with position
+    # Cochran's Q for [[1,0,1],[1,1,0],[0,0,0],[1,1,1]]: column sums 3,2,2, row sums 2,2,0,3; Q = 1.0, df 2
+    assert position_test(np.array([[1, 0, 1], [1, 1, 0], [0, 0, 0], [1, 1, 1]])) == pytest.approx(math.exp(-0.5))
+    assert fisher_test(3, 4, 1, 4) == pytest.approx(0.4857142857)  # the classic tea-tasting table
+    assert above_chance(8, 10) == pytest.approx(56 / 1024)  # P(X >= 8), X ~ Bin(10, 1/2)
+    assert detectable_difference(100) == pytest.approx((1.959964 + 0.841621) * math.sqrt(0.5 / 100), rel=1e-5)

@@ -21,7 +21,8 @@ import pandas as pd
 
 from vhs.cache import ResponseCache
 from vhs.eval.runner import RunOptions, evaluate_models, run_backend
-from vhs.metrics import SCORED, mcnemar
+from vhs.findings import Finding
+from vhs.metrics import SCORED
 from vhs.models.registry import load_backend, parse_spec, public_spec, trained_here
 from vhs.paths import atomic_path, response_cache_path
 from vhs.zoo import MODELS
@@ -132,25 +133,6 @@ def cache_rerun(specs: dict[str, str], questions: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(timings)
 
 
-def paired_comparison(results: pd.DataFrame, first: str, second: str, alpha: float = 0.05) -> str:
-    """One sentence comparing two models of `results` on the questions both answered: how many each got
-    right that the other missed, the exact McNemar p-value, and what that lets the page say at `alpha`."""
-    scored = results[results["status"].isin(SCORED)]
-    right = {model: scored[scored["model"] == model].set_index("qid")["correct"].astype(bool) for model in (first, second)}
-    common = right[first].index.intersection(right[second].index)
-    if common.empty:
-        return f"{first} and {second} answered no question in common in this build."
-    only_first, only_second, p = mcnemar(right[first][common], right[second][common])
-    if p < alpha:
-        verdict = f"{first if only_first > only_second else second} is the more accurate here"
-    else:
-        verdict = f"no difference is detectable at this sample (p ≥ {alpha})"
-    return (
-        f"On the {len(common):,} questions both answered, {first} was right on {only_first} that {second} missed "
-        f"and {second} on {only_second} that {first} missed (exact McNemar p = {p:.2g}): {verdict}."
-    )
-
-
 def not_run_note(results: pd.DataFrame) -> str:
     """One paragraph naming the models of `results` that were not run at all, why, and what they would have
     been asked (questions and the images in them); empty when every model ran."""
@@ -202,6 +184,21 @@ def _cell(row: pd.Series) -> str:
     if row["not_run"]:
         parts.append(f"{row['not_run']} not run: {row['reason']}")
     return ", ".join(parts)
+
+
+def record_finding(finding: Finding, profile: str, folder: str | Path = "build/findings") -> str:
+    """Keep what a chapter found (`vhs.findings`) for the introduction's table; returns its paragraph."""
+    path = Path(folder) / f"{profile}-{finding.number}.json"
+    with atomic_path(path) as partial:
+        partial.write_text(json.dumps(finding.record()))
+    return finding.markdown()
+
+
+def read_findings(profile: str, folder: str | Path = "build/findings") -> pd.DataFrame:
+    """The findings the chapters recorded for `profile`, one row per finding in the paper's order."""
+    rows = [json.loads(path.read_text()) for path in sorted(Path(folder).glob(f"{profile}-*.json"))]
+    columns = ["number", "chapter", "title", "paper", "ours", "verdict"]
+    return pd.DataFrame(rows, columns=columns).sort_values("number").reset_index(drop=True)
 
 
 def read_ledger(profile: str, ledger: str | Path = "build/ledger") -> pd.DataFrame:

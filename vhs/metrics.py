@@ -14,6 +14,8 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+from statsmodels.stats import contingency_tables
 
 Z95 = 1.959963984540054
 DEPTH_BUCKETS = 10  # the position study places needles by tenths of haystacks above this size, as the paper
@@ -63,9 +65,55 @@ def mcnemar(first: Iterable[bool], second: Iterable[bool]) -> tuple[int, int, fl
     pairs = [(bool(a), bool(b)) for a, b in zip(first, second, strict=True)]
     only_first = sum(a and not b for a, b in pairs)
     only_second = sum(b and not a for a, b in pairs)
-    discordant = only_first + only_second
-    tail = sum(math.comb(discordant, i) for i in range(min(only_first, only_second) + 1))
-    return only_first, only_second, min(1.0, 2 * tail / 2**discordant) if discordant else 1.0
+    if not only_first + only_second:
+        return only_first, only_second, 1.0
+    both = sum(a and b for a, b in pairs)
+    table = [[both, only_first], [only_second, len(pairs) - both - only_first - only_second]]
+    return only_first, only_second, float(contingency_tables.mcnemar(table, exact=True).pvalue)
+
+
+def trend_test(correct: Iterable[bool], sizes: Iterable[int]) -> tuple[float, float]:
+    """Cochran-Armitage test for a trend in accuracy over log10(haystack size), in its linear-by-linear form
+    (the variance's N - 1 for N): (z, two-sided p); z < 0 when accuracy falls as the haystack grows.
+    (nan, nan) with fewer than two sizes or one outcome only."""
+    frame = pd.DataFrame({"correct": [bool(c) for c in correct], "size": list(sizes)})
+    counts = pd.crosstab(frame["correct"], frame["size"]).reindex([True, False], fill_value=0)
+    if counts.shape[1] < 2 or (counts.sum(axis=1) == 0).any():
+        return math.nan, math.nan
+    result = contingency_tables.Table(counts.to_numpy(), shift_zeros=False).test_ordinal_association(
+        row_scores=np.array([1.0, 0.0]), col_scores=np.log10(counts.columns.to_numpy(dtype=float))
+    )
+    return float(result.zscore), float(result.pvalue)
+
+
+def position_test(correct: np.ndarray) -> float:
+    """Cochran's Q test that accuracy is the same at every position, for questions (rows) each asked at
+    every position (columns): its p-value, 1.0 when no question's answer changes with position."""
+    correct = np.asarray(correct, dtype=float)
+    varies = correct.min(axis=1) != correct.max(axis=1)
+    if not varies.any():
+        return 1.0
+    return float(contingency_tables.cochrans_q(correct[varies]).pvalue)
+
+
+def fisher_test(right_a: int, n_a: int, right_b: int, n_b: int) -> float:
+    """Fisher's exact two-sided p-value that two independent question sets have the same accuracy."""
+    return float(stats.fisher_exact([[right_a, n_a - right_a], [right_b, n_b - right_b]]).pvalue)
+
+
+def above_chance(right: int, n: int, chance: float = 0.5) -> float:
+    """One-sided exact binomial p-value that accuracy is above `chance` (nan for no questions)."""
+    return float(stats.binomtest(right, n, chance, alternative="greater").pvalue) if n else math.nan
+
+
+def detectable_difference(n: int, accuracy: float = 0.5, alpha: float = 0.05, power: float = 0.8, sets: int = 2) -> float:
+    """The smallest difference in accuracy that a two-sided test at `alpha` detects with `power`, near
+    `accuracy` (normal approximation): between two independent sets of `n` questions each, or (`sets=1`)
+    between one set and a fixed value such as chance; nan for no questions."""
+    if n <= 0:
+        return math.nan
+    spread = math.sqrt(sets * accuracy * (1 - accuracy) / n)
+    return (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * spread
 
 
 def _summarize_group(group: pd.DataFrame) -> pd.Series:

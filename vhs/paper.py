@@ -46,6 +46,15 @@ def paper_curve(model_spec: str, task: str = "single") -> pd.DataFrame:
     return rows.assign(mode=TASK_MODES.get(task, task))
 
 
+def paper_value(model: str, task: str, size: str) -> float:
+    """One published accuracy: the paper's `model` on `task` at `size` (its label: "10", or "oracle")."""
+    table = paper_results()
+    rows = table[(table["model"] == model) & (table["task"] == task) & (table["size_label"] == size)].dropna(subset=["accuracy"])
+    if rows.empty:
+        raise KeyError(f"the paper has no {model} / {task} / {size}")
+    return float(rows["accuracy"].iloc[0])
+
+
 def paper_sources(rows: pd.DataFrame) -> str:
     """Where `rows` of the paper's numbers come from, for a caption: each source (paper version and figure
     or table) with the models read from it, e.g. "ICLR2025 Fig.2 (digitized): GPT-4o; arXiv v1 Table 1: …"."""

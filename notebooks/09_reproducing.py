@@ -45,14 +45,11 @@ from pathlib import Path
 from IPython.display import Markdown, display
 
 from vhs import page, plots
-from vhs.book import notebook_parameters, read_findings, read_ledger, what_was_run
+from vhs.book import findings_table, notebook_parameters, read_findings, read_ledger, what_was_run
 
 ledger = read_ledger(profile)
 page.figure("run-overview", plots.run_overview(ledger))
-columns = {"number": "finding", "title": "the paper's finding", "paper": "the paper", "ours": "this build"}
-verdicts = read_findings(profile).rename(columns=columns)
-page.value("findings", page.table(verdicts))
-
+page.value("findings", page.table(findings_table(read_findings(profile))))
 # %% [markdown]
 # ## What was run in this build
 # Per model and chapter, how many questions were answered, how many a model could not take (its

@@ -7,6 +7,7 @@ import pytest
 
 from vhs.book import (
     chapter_results,
+    findings_table,
     model_specs,
     not_run_note,
     notebook_parameters,
@@ -118,3 +119,4 @@ def test_the_findings_a_chapter_records_come_back_in_the_papers_order_per_profil
     table = read_findings("synth", tmp_path)
     assert table["number"].tolist() == [1, 2] and table["verdict"].tolist() == ["reproduced", "by construction"]
     assert read_findings("other", tmp_path).empty
+    assert findings_table(table).values.tolist()[0] == ["1. falls (chapter 3)", "p.", "o.", "reproduced"]

@@ -111,7 +111,7 @@ def test_run_overview_stacks_each_chapters_questions_by_outcome() -> None:
     ax = plots.run_overview(ledger).axes[0]
     widths = [(round(p.get_x()), round(p.get_width())) for p in ax.patches]
     assert widths == [(0, 8), (0, 0), (8, 2), (0, 0), (10, 0), (0, 0), (10, 0), (0, 10)]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["3 single · a", "3 single · b"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["ch. 3 · a", "ch. 3 · b"]
 
 
 def _summary(models: list[str], sizes: list[int], not_answerable: float = 0.0) -> pd.DataFrame:

@@ -201,6 +201,15 @@ def read_findings(profile: str, folder: str | Path = "build/findings") -> pd.Dat
     return pd.DataFrame(rows, columns=columns).sort_values("number").reset_index(drop=True)
 
 
+def findings_table(findings: pd.DataFrame) -> pd.DataFrame:
+    """The introduction's table of `read_findings` rows: the finding (number, title, chapter), the paper's
+    claim, what this build found with its test, and the verdict, in four columns that fit the page."""
+    named = [f"{row.number}. {row.title} (chapter {row.chapter})" for row in findings.itertuples()]
+    return pd.DataFrame(
+        {"finding": named, "the paper": findings["paper"], "this build": findings["ours"], "verdict": findings["verdict"]}
+    )
+
+
 def read_ledger(profile: str, ledger: str | Path = "build/ledger") -> pd.DataFrame:
     """Every chapter's record (`record_run`) for `profile`, one row per chapter and model."""
     files = sorted(Path(ledger).glob("*.csv"))

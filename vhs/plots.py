@@ -287,7 +287,8 @@ def run_overview(ledger: pd.DataFrame) -> Figure:
         values = rows[column].to_numpy(dtype=float) if len(rows) else left
         ax.barh(np.arange(len(rows)), values, left=left, color=colour, label=column.replace("_", " "))
         left += values
-    ax.set_yticks(np.arange(len(rows)), [f"{c} · {m}" for c, m in zip(rows["chapter"], rows["model"])], fontsize=FONT)
+    labels = [f"ch. {str(c).split()[0]} · {m}" for c, m in zip(rows["chapter"], rows["model"])]  # the number names the chapter
+    ax.set_yticks(np.arange(len(rows)), labels, fontsize=FONT)
     ax.invert_yaxis()
     ax.set_xlabel("questions")
     _legend_below(fig, [ax])

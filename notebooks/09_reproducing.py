@@ -49,7 +49,7 @@ from vhs.book import findings_table, notebook_parameters, read_findings, read_le
 
 ledger = read_ledger(profile)
 page.figure("run-overview", plots.run_overview(ledger))
-page.value("findings", page.table(findings_table(read_findings(profile))))
+verdicts = page.value("findings", page.table(findings_table(read_findings(profile))))  # shown by the introduction
 # %% [markdown]
 # ## What was run in this build
 # Per model and chapter, how many questions were answered, how many a model could not take (its

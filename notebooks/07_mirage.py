@@ -42,6 +42,8 @@ from vhs.eval.recall import load_retrievers, needle_recall
 from vhs.eval.runner import HaystackImages
 from vhs.findings import paired_comparison
 from vhs.metrics import SCORED, summarize
+from vhs.mirage.train import HARD_NEGATIVES
+from vhs.mirage.train import SIZES as TRAINING_SIZES
 from vhs.models.registry import load_backend
 from vhs.paper import PAPER_IMAGE_TOKENS, paper_curve, paper_sources
 from vhs.paths import response_cache_path
@@ -70,6 +72,9 @@ page.text(
 )
 page.text("query-vs-image", paired_comparison(results, "mirage-query", "mirage"))
 
+page.text("train-sizes", ", ".join(str(size) for size in TRAINING_SIZES[:-1]) + f" and {TRAINING_SIZES[-1]}")
+page.value("train-largest", max(TRAINING_SIZES))
+page.value("hard-negatives", HARD_NEGATIVES)
 page.figure("diagram", plots.mirage_diagram())
 for name in ("mirage", "mirage-query"):
     record = training_record(Path(runs) / name) if profile == "synth" else None
@@ -108,16 +113,16 @@ page.figure("recall", plots.recall_vs_size(recall, retriever_models, missing))
 # (weighted BCE), then everything after the encoder together, with distractor noise in the LM's
 # input late in training. Recall@1 is measured on held-out 20-image haystacks from a split of their own.
 #
-# The training mix (defaults of `vhs.mirage.train`, ours): single-needle questions over 1, 2, 3, 5,
-# 10, 20 and 30 images and multi-needle ones with 2-3 needles at each size of 2 or more, the same
+# The training mix (defaults of `vhs.mirage.train`, ours): single-needle questions over
+# {glue:md}`train-sizes` images and multi-needle ones with 2-3 needles at each size of 2 or more, the same
 # number per size, built by the benchmark's own builder from training images; size 1 is a plain
 # single-image question. This follows the official instruction data's range (0-30 images, 1-3 of them
 # relevant) while the LM still sees only the relevant images. Two choices of ours, whose effect the
 # appendix on tuning records as it was measured (this build does not redo it): the retriever starts
 # with its question projection at the identity, its attention keys tied to its queries and random
-# positions; and each sample's retrieval loss also counts 4 hard negatives, training images without
-# the anchor that the frozen captioner rates likeliest to show it, since haystacks of at most 30
-# random images hardly ever hold such a look-alike and a 10,000-image haystack always holds some.
+# positions; and each sample's retrieval loss also counts {glue:text}`hard-negatives` hard negatives, training images without
+# the anchor that the frozen captioner rates likeliest to show it, since haystacks of at most
+# {glue:text}`train-largest` random images hardly ever hold such a look-alike and a 10,000-image haystack always holds some.
 #
 # ```{glue:figure} training-mirage
 # :name: fig-mirage-training

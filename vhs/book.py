@@ -133,13 +133,18 @@ def cache_rerun(specs: dict[str, str], questions: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(timings)
 
 
+def _not_run_reason(rows: pd.DataFrame) -> str:
+    """Why the not-run rows among `rows` were not run: the first reason the runner gave, or ""."""
+    return next((r for r in rows.loc[rows["status"] == "not_run", "raw"] if isinstance(r, str) and r), "")
+
+
 def not_run_note(results: pd.DataFrame) -> str:
     """One paragraph naming the models of `results` that were not run at all, why, and what they would have
     been asked (questions and the images in them); empty when every model ran."""
     skipped = [(model, rows) for model, rows in results.groupby("model", sort=False) if (rows["status"] == "not_run").all()]
     if not skipped:
         return ""
-    reasons = {model: next((r for r in rows["raw"] if isinstance(r, str) and r), "unavailable") for model, rows in skipped}
+    reasons = {model: _not_run_reason(rows) or "unavailable" for model, rows in skipped}
     named = "; ".join(f"`{model}` ({reason})" for model, reason in reasons.items())
     rows = skipped[0][1]
     return (
@@ -164,7 +169,7 @@ def record_run(results: pd.DataFrame, chapter: str, profile: str, ledger: str | 
                 "not_answerable": int(status.str.startswith("not_answerable").sum()),
                 "errors": int((status == "error").sum()),
                 "not_run": len(skipped),
-                "reason": next((r for r in skipped["raw"] if isinstance(r, str) and r), ""),
+                "reason": _not_run_reason(skipped),
             }
         )
     path = Path(ledger) / f"{chapter}.csv"

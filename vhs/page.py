@@ -44,5 +44,4 @@ def table(frame: pd.DataFrame, percent: Iterable[str] = (), digits: int = 3) -> 
         frame.style.hide(axis="index")
         .format("{:.0%}", subset=percent, na_rep="")
         .format(f"{{:.{digits}f}}", subset=numbers, na_rep="")
-        .set_table_attributes('class="vhs-table"')
     )

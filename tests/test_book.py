@@ -20,7 +20,7 @@ from vhs.book import (
 )
 from vhs.data import questions as qs
 from vhs.data.catalog import Catalog
-from vhs.eval.runner import RESULT_COLUMNS
+from vhs.eval.rows import RESULT_COLUMNS
 from vhs.findings import Finding
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,8 @@ from vhs.data import questions as qs
 from vhs.data.catalog import Catalog
 from vhs.errors import VhsError
 from vhs.eval.retry import RetryPolicy, call_with_retries
-from vhs.eval.runner import STATUSES, RunOptions, at_each_position, evaluate, evaluate_models, place_needle, run_backend
+from vhs.eval.rows import STATUSES
+from vhs.eval.runner import RunOptions, at_each_position, evaluate, evaluate_models, place_needle, run_backend
 from vhs.metrics import needle_depth
 from vhs.models.base import Backend
 from vhs.models.registry import load_backend

@@ -46,13 +46,19 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY, backend TEXT NOT NULL, model TEXT NOT NULL, text TEXT NOT NULL,
     input_tokens INTEGER, output_tokens INTEGER, images_sent INTEGER, latency REAL, created REAL,
-    kept TEXT, stop_reason TEXT, reasoning TEXT, reasoning_tokens INTEGER
+    kept TEXT, stop_reason TEXT, reasoning TEXT, reasoning_tokens INTEGER, cost_usd REAL
 );
 CREATE TABLE IF NOT EXISTS file_hashes (
     path TEXT PRIMARY KEY, inode INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     ctime_ns INTEGER NOT NULL, hashed_ns INTEGER NOT NULL, sha256 TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT NOT NULL, endpoint TEXT NOT NULL, submitted REAL NOT NULL, ended REAL, PRIMARY KEY (id, endpoint)
+);
+CREATE TABLE IF NOT EXISTS batch_items (
+    key TEXT NOT NULL, batch TEXT NOT NULL, endpoint TEXT NOT NULL, PRIMARY KEY (key, batch, endpoint)
+);
 DROP TABLE IF EXISTS image_hashes;
 """
 ClaimState = Literal["claimed", "answered", "held"]
@@ -92,7 +98,13 @@ class ResponseCache:
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash in WAL mode
             self._locked(lambda: self._db.executescript(_SCHEMA))
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
-            added = {"kept": "TEXT", "stop_reason": "TEXT", "reasoning": "TEXT", "reasoning_tokens": "INTEGER"}
+            added = {
+                "kept": "TEXT",
+                "stop_reason": "TEXT",
+                "reasoning": "TEXT",
+                "reasoning_tokens": "INTEGER",
+                "cost_usd": "REAL",
+            }
             for column, kind in added.items():  # a cache written by an earlier version
                 if column not in columns:
                     self._locked(
@@ -125,13 +137,13 @@ class ResponseCache:
     def get(self, key: str) -> tuple[Reply, float] | None:
         """The cached final reply and its original latency, or None (never cached, or an empty reply to ask again)."""
         rows = self._execute(
-            "SELECT text, input_tokens, output_tokens, images_sent, latency, kept, stop_reason, reasoning, reasoning_tokens"
-            " FROM responses WHERE key = ?",
+            "SELECT text, input_tokens, output_tokens, images_sent, latency, kept, stop_reason, reasoning, reasoning_tokens,"
+            " cost_usd FROM responses WHERE key = ?",
             (key,),
         )
         if not rows:
             return None
-        text, input_tokens, output_tokens, images_sent, latency, kept, stop_reason, reasoning, reasoning_tokens = rows[0]
+        text, input_tokens, output_tokens, images_sent, latency, kept, stop_reason, reasoning, reasoning_tokens, cost = rows[0]
         reply = Reply(
             text=text,
             input_tokens=input_tokens,
@@ -141,6 +153,7 @@ class ResponseCache:
             stop_reason=stop_reason,
             reasoning=reasoning,
             reasoning_tokens=reasoning_tokens,
+            cost_usd=cost,
         )
         return (reply, latency) if reply.is_final else None
 
@@ -149,7 +162,8 @@ class ResponseCache:
         kept = None if reply.kept is None else json.dumps(list(reply.kept))
         self._execute(
             "INSERT OR REPLACE INTO responses (key, backend, model, text, input_tokens, output_tokens, images_sent, latency,"
-            " created, kept, stop_reason, reasoning, reasoning_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created, kept, stop_reason, reasoning, reasoning_tokens, cost_usd)"
+            f" VALUES ({', '.join('?' * 14)})",
             (
                 key,
                 identity["backend"],
@@ -164,8 +178,42 @@ class ResponseCache:
                 reply.stop_reason,
                 reply.reasoning,
                 reply.reasoning_tokens,
+                reply.cost_usd,
             ),
         )
+
+    def record_batch(self, batch_id: str, endpoint: str, keys: list[str]) -> None:
+        """Remember a batch just submitted to `endpoint` and the keys it answers, before waiting on it."""
+        rows = [(key, batch_id, endpoint) for key in keys]
+
+        def transaction() -> None:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT OR REPLACE INTO batches VALUES (?, ?, ?, NULL)", (batch_id, endpoint, time.time()))
+                self._db.executemany("INSERT OR IGNORE INTO batch_items VALUES (?, ?, ?)", rows)
+            finally:
+                self._db.execute("COMMIT")
+
+        with self._lock:
+            self._locked(transaction)
+
+    def open_batches(self, endpoint: str, keys: list[str]) -> dict[str, tuple[float, list[str]]]:
+        """The batches at `endpoint` not yet read back that answer any of `keys`: id -> (when submitted, those keys)."""
+        found: dict[str, tuple[float, list[str]]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = tuple(keys[start : start + 500])
+            rows = self._execute(
+                "SELECT b.id, b.submitted, i.key FROM batch_items i JOIN batches b ON b.id = i.batch AND b.endpoint = i.endpoint"
+                f" WHERE b.endpoint = ? AND b.ended IS NULL AND i.key IN ({','.join('?' * len(chunk))})",
+                (endpoint, *chunk),
+            )
+            for batch_id, submitted, key in rows:
+                found.setdefault(batch_id, (submitted, []))[1].append(key)
+        return found
+
+    def end_batch(self, batch_id: str, endpoint: str) -> None:
+        """Mark a batch read back: its answers are cached, its failures will be submitted again."""
+        self._execute("UPDATE batches SET ended = ? WHERE id = ? AND endpoint = ?", (time.time(), batch_id, endpoint))
 
     def count(self) -> int:
         """Number of cached responses."""

@@ -109,7 +109,10 @@ def _print_summary(table: pd.DataFrame) -> None:
     summary = summarize(table)
     if summary["reasoning_tokens"].notna().any():  # reasoning models: the mean thinking spent per question
         columns.append("reasoning_tokens")
-    print(summary[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if summary["cost_usd"].notna().any():  # paid models: what their answers cost when they were asked
+        columns.append("cost_usd")
+    dollars = {"cost_usd": lambda v: "" if pd.isna(v) else f"${v:.4f}"}
+    print(summary[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}", formatters=dollars))
 
 
 def _writable_file(path: Path) -> Path:
@@ -129,7 +132,15 @@ def _writable_file(path: Path) -> Path:
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     options = RunOptions(
-        args.concurrency, args.limit, args.position, RetryPolicy(max_attempts=args.max_attempts), args.data, args.max_requests
+        args.concurrency,
+        args.limit,
+        args.position,
+        RetryPolicy(max_attempts=args.max_attempts),
+        args.data,
+        args.max_requests,
+        max_usd=args.max_usd,
+        batch=args.batch,
+        poll_seconds=args.poll_seconds,
     )
     out = _writable_file(Path(args.out))
     questions = list(qs.read_jsonl(Path(args.questions)))
@@ -252,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-attempts", type=int, default=5, help="calls per question before giving up (default 5)")
     run.add_argument("--data", type=Path, default=None, help="data directory of the questions' data set")
     run.add_argument("--max-requests", type=int, default=None, help="send at most N requests; the rest are marked not_run")
+    run.add_argument(
+        "--max-usd", type=float, default=None, help="spend at most X dollars (by list price, each call at its worst case)"
+    )
+    run.add_argument("--batch", action="store_true", help="send through the provider's batch API: half price, within 24 h")
+    run.add_argument("--poll-seconds", type=float, default=30.0, help="with --batch: seconds between polls (default 30)")
     run.set_defaults(run=_cmd_eval)
 
     train = sub.add_parser("train", help="train a synth model on the CPU, or (--profile coco) MIRAGE on CLIP + a hub LM")

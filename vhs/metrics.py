@@ -141,6 +141,7 @@ def _summarize_group(group: pd.DataFrame) -> pd.Series:
             "errors": (group["status"] == "error").mean(),
             "truncated": (group["status"] == "truncated").mean(),
             "reasoning_tokens": group["reasoning_tokens"].astype(float).mean() if "reasoning_tokens" in group else math.nan,
+            "cost_usd": group["cost_usd"].sum(min_count=1) if "cost_usd" in group else math.nan,
             "not_run": bool((group["status"] == "not_run").all()),
         }
     )

@@ -54,6 +54,8 @@ class Reply:
     stop_reason: str | None = None  # why generation ended, as the provider says: "stop", "length", "refusal" ...
     reasoning: str | None = None  # the thinking text or summary a reasoning model returned, when it does
     reasoning_tokens: int | None = None  # output tokens spent reasoning, when the provider reports them
+    cached_input_tokens: int | None = None  # input tokens read from the provider's prompt cache (billed lower)
+    cost_usd: float | None = None  # dollars the call cost: the provider's own figure, else its usage at list price
 
     @property
     def is_final(self) -> bool:

@@ -1,10 +1,11 @@
-"""Run a backend over a question set (`vhs eval`): limits, cache, bounded concurrency, retries.
+"""Run a backend over a question set (`vhs eval`): limits, cache, bounded concurrency, retries, a dollar cap.
 
 For each question, in order: place the needle if asked (`position`), build the request, report an
 over-limit haystack as not answerable without sending it, serve a cached answer, or call the
-backend (in a thread pool of `concurrency` workers; in batches of `batch_size` for local backends)
-with retries, committing each answer to the cache as it arrives. The result is a tidy table, one
-row per question, with `status` exactly one of STATUSES.
+backend (in a thread pool of `concurrency` workers; in batches of `batch_size` for local backends;
+through the provider's batch API with `batch`, see `vhs.eval.batch`) with retries, committing each
+answer to the cache as it arrives, and sending nothing that could pass `max_usd`. The result is a
+tidy table, one row per question, with `status` exactly one of `vhs.eval.rows.STATUSES`.
 """
 
 import functools
@@ -14,7 +15,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from concurrent.futures import wait as wait_for
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -26,48 +27,22 @@ from vhs.data.kinds import kind_of
 from vhs.data.profiles import load_profile_catalog
 from vhs.data.questions import PROMPT_PREFIX
 from vhs.errors import VhsError
-from vhs.eval.parse import lenient_correct, parse_yes_no
+from vhs.eval.batch import batch_backend, run_batches
+from vhs.eval.budget import Budget
 from vhs.eval.retry import RetryPolicy, Stopped, call_with_retries
-from vhs.metrics import DEPTH_BUCKETS, SCORED
+from vhs.eval.rows import NO_KEY, Pending, not_run_table, result_row, results_table, unanswered_row
+from vhs.metrics import DEPTH_BUCKETS
 from vhs.models.base import Backend, BatchedBackend
 from vhs.models.registry import load_backend, public_spec
 from vhs.paths import atomic_path
 from vhs.protocol import AuthError, BackendError, ImageRef, MissingKeyError, OverLimitError, Reply, Request, TransientError
 
-STATUSES = ("ok", "unparsed", "truncated", "not_answerable:context", "not_answerable:payload", "error", "not_run")
-NO_KEY = "no API key"
-RESULT_COLUMNS = (
-    "qid",
-    "mode",
-    "quantifier",
-    "size",
-    "num_needles",
-    "position",
-    "model",
-    "answer",
-    "raw",
-    "parsed",
-    "correct",
-    "correct_lenient",
-    "status",
-    "stop_reason",
-    "latency",
-    "input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "reasoning",
-    "images_sent",
-    "cached",
-    "kept_ids",
-    "needle_recall",
-    "needle_precision",
-)
-
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run: parallel calls, how many questions, where to put the needle, retries, a cap on calls, and
-    after how many consecutive attempts without an answer from the endpoint to stop."""
+    """How to run: parallel calls, how many questions, where to put the needle, retries, a cap on calls and one
+    on dollars, after how many consecutive attempts without an answer from the endpoint to stop, and whether to
+    go through the provider's batch API (polled every `poll_seconds`)."""
 
     concurrency: int = 4
     limit: int | None = None
@@ -76,6 +51,9 @@ class RunOptions:
     data: Path | None = None
     max_requests: int | None = None
     max_unreachable: int = 10
+    max_usd: float | None = None
+    batch: bool = False
+    poll_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         for flag, value, least in (
@@ -87,6 +65,10 @@ class RunOptions:
                 raise VhsError(f"{flag} must be at least {least}, got {value}")
         if self.max_unreachable < 1:
             raise VhsError(f"max_unreachable must be at least 1, got {self.max_unreachable}")
+        if self.max_usd is not None and not self.max_usd >= 0:
+            raise VhsError(f"--max-usd must be at least 0, got {self.max_usd}")
+        if not self.poll_seconds > 0:
+            raise VhsError(f"poll_seconds must be positive, got {self.poll_seconds}")
 
 
 def place_needle(question: dict, position: str) -> dict:
@@ -183,84 +165,6 @@ def over_limit(backend: Backend, request: Request) -> str | None:
     return None
 
 
-def _row(
-    question: dict, label: str, status: str, reply: Reply | None = None, latency: float | None = None, cached: bool = False
-) -> dict:
-    raw = reply.text if reply else None
-    parsed = parse_yes_no(raw) if status == "ok" else None
-    if status == "ok" and parsed is None:
-        # the cap spent before a word was said (a reasoning model's thinking): not the model's answer, not scored;
-        # a reply that talked past the cap without a yes or no stays unparsed, wrong, as the paper's strict rule
-        status = "truncated" if reply is not None and reply.cut_by_cap and not reply.is_final else "unparsed"
-    scored = status in SCORED
-    return {
-        "qid": question["qid"],
-        "mode": question["mode"],
-        "quantifier": question.get("quantifier"),
-        "size": question["size"],
-        "num_needles": question["num_needles"],
-        "position": question["needle_positions"][0],
-        "model": label,
-        "answer": question["answer"],
-        "raw": raw,
-        "parsed": parsed,
-        "correct": scored and parsed == question["answer"],
-        "correct_lenient": scored and lenient_correct(raw, question["answer"]),
-        "status": status,
-        "stop_reason": reply.stop_reason if reply else None,
-        "latency": latency,
-        "input_tokens": reply.input_tokens if reply else None,
-        "output_tokens": reply.output_tokens if reply else None,
-        "reasoning_tokens": reply.reasoning_tokens if reply else None,
-        "reasoning": reply.reasoning if reply else None,
-        "images_sent": reply.images_sent if reply else 0,
-        "cached": cached,
-        **_retrieval(question, reply),
-    }
-
-
-def _unanswered(question: dict, label: str, status: str, why: str) -> dict:
-    """The row of a question that got no reply (`error`, `not_run`), with the reason in `raw`."""
-    return {**_row(question, label, status), "raw": why}
-
-
-def _retrieval(question: dict, reply: Reply | None) -> dict:
-    """The kept image ids and the needles' recall and precision among them, for a retrieving backend."""
-    if reply is None or reply.kept is None:
-        return {"kept_ids": None, "needle_recall": None, "needle_precision": None}
-    kept = [question["image_ids"][i] for i in reply.kept]
-    found = len(set(kept) & set(question["needle_ids"]))
-    return {
-        "kept_ids": " ".join(map(str, kept)),
-        "needle_recall": found / len(question["needle_ids"]),
-        "needle_precision": found / len(kept) if kept else 0.0,
-    }
-
-
-def _as_table(rows: list[dict]) -> pd.DataFrame:
-    table = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
-    for column in ("input_tokens", "output_tokens", "reasoning_tokens"):
-        table[column] = table[column].astype("Int64")
-    for column in ("latency", "needle_recall", "needle_precision"):
-        table[column] = table[column].astype("float64")
-    return table
-
-
-def not_run_table(questions: Iterable[dict], label: str, reason: str) -> pd.DataFrame:
-    """Every question marked `not_run` (no key, no weights), the reason in `raw`: the model appears, nothing is dropped."""
-    return _as_table([_unanswered(q, label, "not_run", reason) for q in questions])
-
-
-@dataclass(frozen=True)
-class _Pending:
-    """A question to send: its row in the results, its record (for the row, never sent), its request and its cache key."""
-
-    index: int
-    question: dict
-    request: Request
-    key: str
-
-
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped a run: nothing queued was sent, the calls in flight finished and were cached,
     and no results were written. `abandoned` counts calls still in flight after a second interrupt."""
@@ -325,8 +229,10 @@ def run_backend(
 
     A bad image or a failing call is an `error` row, never cached, and the run goes on. Ctrl-C
     (KeyboardInterrupt) sends nothing more, lets the calls in flight finish into the cache and raises
-    `RunInterrupted`; a second one raises it at once.
+    `RunInterrupted`; a second one raises it at once. With `max_usd`, a paid backend whose price is unknown
+    is a VhsError before anything is sent.
     """
+    batching = batch_backend(backend) if options.batch else None
     questions = list(questions)[: options.limit]
     if options.position is not None:
         questions = [place_needle(q, options.position) for q in questions]
@@ -334,42 +240,66 @@ def run_backend(
     identity = backend.identity()
     images = HaystackImages(cache, options.data)
     rows: list[dict | None] = [None] * len(questions)
-    pending: list[_Pending] = []
+    pending: list[Pending] = []
     for index, question in enumerate(tqdm(questions, desc="prepare", unit="q", leave=False)):
         request = images.request(question)
         try:
             status = over_limit(backend, request)
         except BackendError as exc:  # a corrupt image, found while measuring the request
-            rows[index] = _unanswered(question, label, "error", str(exc))
+            rows[index] = unanswered_row(question, label, "error", str(exc))
             continue
         if status:
-            rows[index] = _row(question, label, status)
+            rows[index] = result_row(question, label, status)
             continue
         key = cache_key(identity, request.prompt, [i.sha256 for i in request.images])
         hit = cache.get(key)
         if hit:
-            rows[index] = _row(question, label, "ok", hit[0], hit[1], cached=True)
+            rows[index] = result_row(question, label, "ok", hit[0], hit[1], cached=True)
         else:
-            pending.append(_Pending(index, question, request, key))
+            pending.append(Pending(index, question, request, key))
 
     if options.max_requests is not None and len(pending) > options.max_requests:
         for item in pending[options.max_requests :]:
-            rows[item.index] = _unanswered(item.question, label, "not_run", f"not sent: --max-requests {options.max_requests}")
+            rows[item.index] = unanswered_row(item.question, label, "not_run", f"not sent: --max-requests {options.max_requests}")
         pending = pending[: options.max_requests]
     if backend.paid and pending:
-        images_to_send = sum(len(item.request.images) for item in pending)
-        tokens = sum(backend.prompt_tokens(item.request) or 0 for item in pending)
-        tqdm.write(
-            f"{label}: about to send {len(pending):,} requests with {images_to_send:,} images, about {tokens:,} input tokens",
-            file=sys.stderr,
-        )
-
+        pending = _priced(backend, pending, options)
+    budget = Budget(options.max_usd)
     try:
-        if pending:
-            _Dispatch(backend, cache, options, rows, len(questions) - len(pending)).run(pending)
+        if pending and batching:
+            try:
+                run_batches(batching, cache, pending, rows, budget, options.retry, options.poll_seconds)
+            except KeyboardInterrupt:
+                answered = sum(row is not None and row["status"] == "ok" for row in rows)
+                raise RunInterrupted(label, answered, len(rows)) from None
+        elif pending:
+            _Dispatch(backend, cache, options, rows, len(questions) - len(pending), budget).run(pending)
     except MissingKeyError:
         return not_run_table(questions, label, NO_KEY)
-    return _as_table(rows)
+    return results_table(rows)
+
+
+def _priced(backend: Backend, pending: list[Pending], options: RunOptions) -> list[Pending]:
+    """The pending questions with the most each can cost; says what the run will send and what it may cost."""
+    dollars = [backend.dollars(item.request, options.batch) for item in pending]
+    known = None not in dollars
+    if options.max_usd is not None and not known:
+        raise VhsError(
+            f"--max-usd: the price of {backend.label()} is unknown (vhs.models.prices lists none), so it cannot be capped"
+        )
+    images_to_send = sum(len(item.request.images) for item in pending)
+    tokens = sum(backend.prompt_tokens(item.request) or 0 for item in pending)
+    price = "price unknown"
+    if known:
+        given, most = (sum(d[k] for d in dollars if d) for k in (0, 1))
+        rate = "the batch rate" if options.batch else "list price"
+        price = f"about ${given:,.2f} of input and at most ${most:,.2f} of output at {rate}"
+    tqdm.write(
+        f"{backend.label()}: about to send {len(pending):,} requests with {images_to_send:,} images,"
+        f" about {tokens:,} input tokens; {price}",
+        file=sys.stderr,
+    )
+    return [replace(item, worst_usd=sum(d)) if d else item for item, d in zip(pending, dollars)]
 
 
 class _Dispatch:
@@ -381,8 +311,10 @@ class _Dispatch:
 
     POLL_SECONDS = 0.2
 
-    def __init__(self, backend: Backend, cache: ResponseCache, options: RunOptions, rows: list[dict | None], cached: int) -> None:
-        self.backend, self.cache, self.options, self.rows = backend, cache, options, rows
+    def __init__(
+        self, backend: Backend, cache: ResponseCache, options: RunOptions, rows: list[dict | None], cached: int, budget: Budget
+    ) -> None:
+        self.backend, self.cache, self.options, self.rows, self.budget = backend, cache, options, rows, budget
         self.label, self.identity = backend.label(), backend.identity()
         self.halt = _Halt()
         self.breaker = CircuitBreaker(options.max_unreachable, self.halt)
@@ -390,7 +322,7 @@ class _Dispatch:
         self._count = threading.Lock()
         self.claims: Claims
 
-    def run(self, pending: list[_Pending]) -> None:
+    def run(self, pending: list[Pending]) -> None:
         """Answer `pending` into `rows`; questions left unsent become `not_run` rows."""
         batch = max(1, self.backend.batch_size)
         local = batch > 1 or isinstance(self.backend, BatchedBackend)
@@ -404,13 +336,13 @@ class _Dispatch:
             tqdm.write(f"{self.label}: stopped, {self.halt.reason.removeprefix('not sent: ')}", file=sys.stderr)
         for item in pending:
             if self.rows[item.index] is None:
-                self.rows[item.index] = _unanswered(item.question, self.label, "not_run", self.halt.reason or "not sent")
+                self.rows[item.index] = unanswered_row(item.question, self.label, "not_run", self.halt.reason or "not sent")
 
-    def _pool(self, units: list[list[_Pending]], workers: int, wait: bool, bar: tqdm) -> list[_Pending]:
+    def _pool(self, units: list[list[Pending]], workers: int, wait: bool, bar: tqdm) -> list[Pending]:
         """Run the units in `workers` threads; return the items another process holds (when not `wait`ing)."""
         pool = ThreadPoolExecutor(max_workers=workers)
         futures = [pool.submit(self._answer, unit, wait) for unit in units]
-        deferred: list[_Pending] = []
+        deferred: list[Pending] = []
         try:
             for future in as_completed(futures):
                 done, held = future.result()
@@ -437,7 +369,7 @@ class _Dispatch:
             pool.shutdown(wait=False, cancel_futures=True)
         return deferred
 
-    def _claim(self, unit: list[_Pending], wait: bool) -> tuple[list[_Pending], list[tuple[int, dict]], list[_Pending]]:
+    def _claim(self, unit: list[Pending], wait: bool) -> tuple[list[Pending], list[tuple[int, dict]], list[Pending]]:
         """Split a unit into (ours to call, answered meanwhile by another process, held by another process)."""
         mine, done, held = [], [], []
         for item in unit:
@@ -446,7 +378,7 @@ class _Dispatch:
                 state = self.claims.take(item.key)
             hit = self.cache.get(item.key) if state == "answered" else None
             if hit:
-                done.append((item.index, _row(item.question, self.label, "ok", hit[0], hit[1], cached=True)))
+                done.append((item.index, result_row(item.question, self.label, "ok", hit[0], hit[1], cached=True)))
             elif state == "claimed":
                 mine.append(item)
             else:
@@ -462,7 +394,7 @@ class _Dispatch:
         self.breaker.record(None)
         return replies
 
-    def _answer(self, unit: list[_Pending], wait: bool) -> tuple[list[tuple[int, dict]], list[_Pending]]:
+    def _answer(self, unit: list[Pending], wait: bool) -> tuple[list[tuple[int, dict]], list[Pending]]:
         """Claim, call with retries, commit: the unit's finished rows, and the items left to another process."""
         if self.halt:
             return [], []
@@ -470,6 +402,13 @@ class _Dispatch:
         if not mine:
             return done, held
         label = self.label
+        worst = sum(item.worst_usd for item in mine)
+        if not self.budget.reserve(worst):
+            self.halt.set(self.budget.reason())  # this call, and every one after it, stays unsent
+            for item in mine:
+                self.claims.release(item.key)
+            return done, held
+        replies: list[Reply] = []
         start = time.perf_counter()
         try:
             replies = call_with_retries(
@@ -482,11 +421,11 @@ class _Dispatch:
                 self.cache.put(item.key, self.identity, reply, latency)
                 with self._count:
                     self.cached += reply.is_final
-                done.append((item.index, _row(item.question, label, "ok", reply, latency)))
+                done.append((item.index, result_row(item.question, label, "ok", reply, latency)))
         except Stopped:
             pass
         except OverLimitError as exc:
-            done += [(i.index, _row(i.question, label, f"not_answerable:{exc.kind}")) for i in mine]
+            done += [(i.index, result_row(i.question, label, f"not_answerable:{exc.kind}")) for i in mine]
         except AuthError:
             self.halt.set("not sent: authentication failed")  # here, so that no other worker starts a call
             raise
@@ -494,12 +433,17 @@ class _Dispatch:
             self.halt.set(NO_KEY)
             raise
         except BackendError as exc:  # a TransientError after the last attempt, or a refusal to answer
-            done += [(i.index, _unanswered(i.question, label, "error", str(exc))) for i in mine]
+            done += [(i.index, unanswered_row(i.question, label, "error", str(exc))) for i in mine]
         except Exception as exc:
-            done += [(i.index, _unanswered(i.question, label, "error", one_line(exc))) for i in mine]
+            done += [(i.index, unanswered_row(i.question, label, "error", one_line(exc))) for i in mine]
         finally:
             for item in mine:
                 self.claims.release(item.key)
+            costs = [reply.cost_usd for reply in replies]
+            if not replies:
+                self.budget.release(worst)
+            else:
+                self.budget.settle(worst, None if None in costs else sum(c for c in costs if c is not None))
         return done, held
 
 

@@ -8,14 +8,18 @@ Extended thinking: `?thinking_budget=N` (at least 1,024 tokens) sends `thinking=
 "budget_tokens": N}`, leaves the temperature at the API's default as thinking requires, and sets the
 output cap to N plus room for the answer unless `max_tokens` (which must exceed N) is given. The
 thinking text is kept as the reply's reasoning.
+
+Batch (`vhs eval --batch`): the same request bodies in a Message Batch of up to `BATCH_REQUESTS`
+requests and `BATCH_BYTES` bytes; results are matched by custom id.
 """
 
 from typing import ClassVar
 
 import anthropic
+from anthropic.types import Message
 
-from vhs.models.api_common import ApiBackend, EncodedImage, error_for_status, resolve_key
-from vhs.protocol import BackendError, Limits, Reply
+from vhs.models.api_common import ApiBackend, BatchProgress, EncodedImage, error_for_status, resolve_key
+from vhs.protocol import BackendError, Limits, Reply, Request
 
 # Anthropic "Vision" guide: 100 images per API request (200k-context models), a 32 MB request size
 # limit on standard endpoints, and images whose long edge exceeds 1568 px are scaled down first.
@@ -26,6 +30,8 @@ _PIXELS_PER_TOKEN = 750  # the guide's estimate: tokens = width * height / 750
 # "Extended thinking" guide: budget_tokens is at least 1,024 and below max_tokens.
 MIN_THINKING_BUDGET = 1024
 ANSWER_ROOM = 1024  # ours: output tokens left for the answer after the thinking budget
+# "Batch processing" guide: a Message Batch holds up to 100,000 requests or 256 MB.
+BATCH_REQUESTS, BATCH_BYTES = 100_000, 256 * 10**6
 
 
 class AnthropicBackend(ApiBackend):
@@ -35,6 +41,8 @@ class AnthropicBackend(ApiBackend):
     limits = Limits(max_images=MAX_IMAGES_PER_REQUEST, max_request_bytes=MAX_REQUEST_BYTES)
     max_side: ClassVar[int] = USEFUL_MAX_SIDE
     key_env = ("ANTHROPIC_API_KEY",)
+    batch_bytes: ClassVar[int | None] = BATCH_BYTES
+    batch_requests: ClassVar[int] = BATCH_REQUESTS
 
     def __init__(self, model_id: str = "claude-3-opus-20240229", thinking_budget: str = "", **options: str) -> None:
         budget = int(thinking_budget) if thinking_budget else 0
@@ -65,29 +73,62 @@ class AnthropicBackend(ApiBackend):
         """width x height / 750."""
         return -(-image.width * image.height // _PIXELS_PER_TOKEN)
 
-    def send(self, prompt: str, images: list[EncodedImage]) -> Reply:
-        """One message: the images in haystack order, then the prompt."""
+    def body(self, prompt: str, images: list[EncodedImage]) -> dict:
+        """The Messages API request: the images in haystack order, then the prompt."""
         content = [
             {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": image.b64}} for image in images
         ] + [{"type": "text", "text": prompt}]
         temperature, budget = self.params["temperature"], self.params.get("thinking_budget")
-        response = self.client.messages.create(
-            model=self.model_id,
-            max_tokens=self.params["max_tokens"],
-            messages=[{"role": "user", "content": content}],
+        return {
+            "model": self.model_id,
+            "max_tokens": self.params["max_tokens"],
+            "messages": [{"role": "user", "content": content}],
             **({"thinking": {"type": "enabled", "budget_tokens": budget}} if budget else {}),
-            # SDK 2.x dropped the argument; the Messages API takes it for the models the paper used
-            extra_body={"temperature": temperature} if temperature is not None else None,
-        )
-        blocks = {kind: [b for b in response.content if getattr(b, "type", "") == kind] for kind in ("text", "thinking")}
+            **({"temperature": temperature} if temperature is not None else {}),
+        }
+
+    def send(self, prompt: str, images: list[EncodedImage]) -> Reply:
+        """One message."""
+        body = self.body(prompt, images)
+        temperature = {"temperature": body.pop("temperature")} if "temperature" in body else None
+        # SDK 2.x dropped the temperature argument; the Messages API takes it for the models the paper used
+        return self.read(self.client.messages.create(**body, extra_body=temperature), len(images))
+
+    def read(self, message: Message, images_sent: int = 0) -> Reply:
+        """A message as a Reply: its text blocks, usage (prompt-cache reads included), stop reason, thinking."""
+        blocks = {kind: [b for b in message.content if getattr(b, "type", "") == kind] for kind in ("text", "thinking")}
         return Reply(
             text="".join(block.text for block in blocks["text"]),
-            input_tokens=response.usage.input_tokens,
-            output_tokens=response.usage.output_tokens,  # thinking included: the API does not report it apart
-            images_sent=len(images),
-            stop_reason=response.stop_reason,
+            input_tokens=message.usage.input_tokens + (message.usage.cache_read_input_tokens or 0),
+            output_tokens=message.usage.output_tokens,  # thinking included: the API does not report it apart
+            images_sent=images_sent,
+            stop_reason=message.stop_reason,
             reasoning="\n".join(block.thinking for block in blocks["thinking"]) or None,
+            cached_input_tokens=message.usage.cache_read_input_tokens,
         )
+
+    def submit_batch(self, items: list[tuple[str, Request]]) -> str:
+        """One Message Batch of the same request bodies."""
+        requests = [{"custom_id": custom_id, "params": self.body(r.prompt, self.encoded(r))} for custom_id, r in items]
+        return self.calling(lambda: self.client.messages.batches.create(requests=requests)).id
+
+    def poll_batch(self, batch_id: str) -> BatchProgress:
+        """The batch's processing status and request counts."""
+        batch = self.calling(lambda: self.client.messages.batches.retrieve(batch_id))
+        counts = batch.request_counts
+        finished = counts.succeeded + counts.errored + counts.canceled + counts.expired
+        return BatchProgress(batch.processing_status == "ended", finished, finished + counts.processing, batch.processing_status)
+
+    def batch_results(self, batch_id: str) -> dict[str, Reply | BackendError]:
+        """Succeeded requests' messages and errored ones' errors, by custom id (cancelled and expired are absent)."""
+        outcome: dict[str, Reply | BackendError] = {}
+        for entry in self.calling(lambda: list(self.client.messages.batches.results(batch_id))):
+            if entry.result.type == "succeeded":
+                outcome[entry.custom_id] = self.priced(self.read(entry.result.message), batch=True)
+            elif entry.result.type == "errored":
+                error = entry.result.error.error
+                outcome[entry.custom_id] = BackendError(f"batch: {error.type}: {error.message}")
+        return outcome
 
     def classify(self, exc: Exception) -> BackendError | None:
         """Map `anthropic.APIStatusError` by its status code."""

@@ -1,7 +1,9 @@
-"""What the commercial backends share: API keys, compact image encoding, provider errors -> harness errors.
+"""What the commercial backends share: API keys, compact image encoding, provider errors -> harness errors,
+prices, and the provider-neutral face of the batch APIs.
 
 Each provider file (`openai_chat.py`, `anthropic_messages.py`, `gemini.py`) subclasses `ApiBackend`
-and implements only how to send one request with its SDK and how to read that SDK's errors.
+and implements how to build one request's body, send it with its SDK, read the reply and the SDK's
+errors, and (where the provider has one) submit, poll and read a batch.
 """
 
 import base64
@@ -11,7 +13,7 @@ import math
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from time import time
@@ -20,6 +22,7 @@ from typing import Any, ClassVar
 from PIL import Image
 
 from vhs.models.base import Backend
+from vhs.models.prices import Price, price_of, reply_dollars
 from vhs.paths import data_root, write_atomically
 from vhs.protocol import (
     AuthError,
@@ -156,6 +159,17 @@ def is_transport_error(exc: BaseException) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class BatchProgress:
+    """A submitted batch as its provider reports it: whether it ended, how many of its requests are finished
+    (answered or failed; 0 while a provider gives no counts), and the provider's word for its state."""
+
+    ended: bool
+    finished: int
+    total: int
+    state: str
+
+
 def text_tokens(text: str) -> int:
     """A rough token count for English text (4 characters per token)."""
     return math.ceil(len(text) / 4)
@@ -167,6 +181,10 @@ class ApiBackend(Backend):
     paid: ClassVar[bool] = True
     max_side: ClassVar[int] = 2048
     key_env: ClassVar[tuple[str, ...]] = ()
+    batch_bytes: ClassVar[int | None] = (
+        None  # the provider's batch API takes this many request bytes per batch; None: it has none
+    )
+    batch_requests: ClassVar[int] = 0  # and at most this many requests per batch
 
     def __init__(
         self,
@@ -202,6 +220,7 @@ class ApiBackend(Backend):
             **params,
         )
         self.encoder = JpegEncoder(self.max_side)
+        self.price: Price | None = price_of(self.name, self.model_id)
 
     def reasons_by_default(self, model_id: str, params: dict[str, Any]) -> bool:
         """Whether `model_id` is a reasoning model when the spec does not say (the provider's table)."""
@@ -231,11 +250,30 @@ class ApiBackend(Backend):
         """Tokens the provider bills for one image."""
         raise NotImplementedError
 
+    def dollars(self, request: Request, batch: bool = False) -> tuple[float, float] | None:
+        """(input, output at most) dollars of a request at list price: its estimated input tokens, and every token
+        of its output cap; None: price unknown."""
+        if self.price is None:
+            return None
+        tokens = self.prompt_tokens(request)
+        given = self.price.dollars(tokens, 0, batch=batch)
+        return given, self.price.dollars(tokens, self.params["max_tokens"], batch=batch) - given
+
+    def priced(self, reply: Reply, batch: bool = False) -> Reply:
+        """The reply with its dollars: the provider's own figure if it gave one, else its usage at list price."""
+        if reply.cost_usd is not None or self.price is None:
+            return reply
+        return replace(reply, cost_usd=reply_dollars(self.price, reply, batch))
+
     def generate(self, request: Request) -> Reply:
         """Send the haystack and map whatever the SDK raises to the harness's errors."""
-        images = [self.encoder.encode(image) for image in request.images]
+        images = self.encoded(request)
+        return self.priced(self.calling(lambda: self.send(request.prompt, images)))
+
+    def calling(self, call: Any) -> Any:
+        """`call()`, with whatever the SDK raises mapped to the harness's errors."""
         try:
-            return self.send(request.prompt, images)
+            return call()
         except BackendError:
             raise
         except Exception as exc:  # the SDKs' own exception types, read by status code
@@ -249,6 +287,23 @@ class ApiBackend(Backend):
     def send(self, prompt: str, images: list[EncodedImage]) -> Reply:
         """One SDK call with the prompt and the images in haystack order."""
         raise NotImplementedError
+
+    def submit_batch(self, items: list[tuple[str, Request]]) -> str:
+        """Submit (custom id, request) pairs through the provider's batch API; the batch's id."""
+        raise BackendError(f"{self.name} has no batch API in vhs; run without --batch")
+
+    def poll_batch(self, batch_id: str) -> BatchProgress:
+        """Where a submitted batch stands."""
+        raise NotImplementedError
+
+    def batch_results(self, batch_id: str) -> dict[str, Reply | BackendError]:
+        """An ended batch's outcome per custom id: the reply (priced at the batch rate) or why it failed;
+        a request the provider never finished (expired, cancelled) is absent."""
+        raise NotImplementedError
+
+    def encoded(self, request: Request) -> list[EncodedImage]:
+        """A request's images as they are sent, directly or in a batch."""
+        return [self.encoder.encode(image) for image in request.images]
 
     def classify(self, exc: Exception) -> BackendError | None:
         """The harness error for an SDK exception that carries an HTTP status, else None."""

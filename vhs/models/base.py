@@ -50,6 +50,11 @@ class Backend:
         """Tokens the request would take in the model's context, if the backend can tell."""
         return None
 
+    def dollars(self, request: Request, batch: bool = False) -> tuple[float, float] | None:
+        """(input, output at most) dollars a request may cost: (0, 0) for a free backend; None when a paid one's
+        price is unknown."""
+        return None if self.paid else (0.0, 0.0)
+
     def generate(self, request: Request) -> Reply:
         """Answer one request."""
         raise NotImplementedError

@@ -3,8 +3,12 @@
 Spec: `openrouter:x-ai/grok-4[?reasoning_effort=high|reasoning_max_tokens=N]`. The key comes from
 `OPENROUTER_API_KEY`; the endpoint is OpenRouter's unless the spec gives one (`@http://…`). OpenRouter
 takes `max_tokens` for every model and its own `reasoning` object (`{"effort": …}` or
-`{"max_tokens": …}`), and returns the reasoning text on the message, which is kept.
+`{"max_tokens": …}`), and returns the reasoning text on the message, which is kept. Each request asks for
+OpenRouter's usage accounting, whose `cost` (dollars, as billed) becomes the reply's cost. OpenRouter has no
+batch API.
 """
+
+from typing import ClassVar
 
 import openai
 
@@ -22,6 +26,7 @@ class OpenRouterBackend(OpenAIBackend):
 
     name = "openrouter"
     key_env = ("OPENROUTER_API_KEY",)
+    batch_bytes: ClassVar[int | None] = None
 
     def __init__(self, model_id: str = "x-ai/grok-4", reasoning_max_tokens: str = "", **options: str) -> None:
         if reasoning_max_tokens and "reasoning_effort" in options:
@@ -43,12 +48,13 @@ class OpenRouterBackend(OpenAIBackend):
         return model_id.startswith(REASONING_MODEL_PREFIXES) or bool({"reasoning_effort", "reasoning_max_tokens"} & set(params))
 
     def generation(self) -> dict:
-        """`max_tokens`, temperature, and OpenRouter's `reasoning` object in the request body."""
+        """`max_tokens`, temperature, and in the request body OpenRouter's `reasoning` object and usage accounting."""
         arguments: dict = {"max_tokens": self.params["max_tokens"]}
         if self.params["temperature"] is not None:
             arguments["temperature"] = self.params["temperature"]
+        extra: dict = {"usage": {"include": True}}
         if "reasoning_effort" in self.params:
-            arguments["extra_body"] = {"reasoning": {"effort": self.params["reasoning_effort"]}}
+            extra["reasoning"] = {"effort": self.params["reasoning_effort"]}
         elif "reasoning_max_tokens" in self.params:
-            arguments["extra_body"] = {"reasoning": {"max_tokens": self.params["reasoning_max_tokens"]}}
-        return arguments
+            extra["reasoning"] = {"max_tokens": self.params["reasoning_max_tokens"]}
+        return arguments | {"extra_body": extra}

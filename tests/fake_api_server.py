@@ -4,9 +4,16 @@ It records every request (path, headers, JSON body) and answers from a script: e
 is used for one request (a status with headers, a raw body, or a stall longer than the client's
 timeout); once the script is empty it answers `reply` in the provider's success format, `delay`
 seconds after the request arrived.
+
+It also runs the three batch APIs the SDKs call: OpenAI's file upload, batch create and retrieve and
+file content; Anthropic's Message Batches create, retrieve and results; Gemini's batchGenerateContent
+and batch get. A batch ends after `batch_polls` retrieves (never while `batch_hold` is set); the items
+at the positions in `batch_failures` fail, the others are answered as the direct endpoint would.
 """
 
 import contextlib
+import email.parser
+import itertools
 import json
 import threading
 import time
@@ -55,6 +62,7 @@ def provider_of(path: str) -> str:
 # output cap before the answer; a cap that leaves no room ends the reply empty, cut by the cap.
 OPENAI_REASONING = ("gpt-5", "o1", "o3", "o4")
 THOUGHT, THOUGHT_TEXT = 64, "The needle is the second image; it shows the target."
+REPORTED_COST = 0.00042
 
 
 def refusal(provider: str, model: str, body: dict) -> str | None:
@@ -107,6 +115,8 @@ def _success(provider: str, model: str, text: str, body: dict) -> dict:
         usage = {"prompt_tokens": 123, "completion_tokens": 2 + THOUGHT * thinks, "total_tokens": 125 + THOUGHT * thinks}
         if thinks:
             usage["completion_tokens_details"] = {"reasoning_tokens": min(cap, THOUGHT)}
+        if (body.get("usage") or {}).get("include"):  # OpenRouter's usage accounting: the dollars it billed
+            usage["cost"] = REPORTED_COST
         return {
             "id": "chatcmpl-1",
             "object": "chat.completion",
@@ -148,8 +158,18 @@ def _failure(provider: str, status: int, message: str) -> dict:
     return {"error": {"code": status, "message": message, "status": "FAILED"}}
 
 
+@dataclass
+class FakeBatch:
+    """A submitted batch: its provider, its items (custom id, model, request body) and retrieves until it ends."""
+
+    provider: str
+    items: list[tuple[str, str, dict]]
+    polls_left: int
+    input_file: str = ""
+
+
 class FakeAPIServer(ThreadingHTTPServer):
-    """Records requests; answers scripted failures, then `reply`."""
+    """Records requests; answers scripted failures, then `reply`; runs batches."""
 
     daemon_threads = True
 
@@ -160,6 +180,26 @@ class FakeAPIServer(ThreadingHTTPServer):
         self.script: deque[Scripted] = deque()
         self.captured: list[Captured] = []
         self._lock = threading.Lock()
+        self.files: dict[str, str] = {}
+        self.batches: dict[str, FakeBatch] = {}
+        self.batch_polls = 1
+        self.batch_hold = False
+        self.batch_failures: set[int] = set()
+        self._ids = itertools.count(1)
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids)}"
+
+    def answer(self, provider: str, model: str, body: dict) -> tuple[int, dict]:
+        """What the direct endpoint answers this body: (status, JSON)."""
+        refused = refusal(provider, model, body)
+        if refused:
+            return 400, _failure(provider, 400, refused)
+        return 200, _success(provider, model, self.reply, body)
+
+    def batch_created(self) -> list[Captured]:
+        """The requests that created a batch (OpenAI's, Anthropic's, Gemini's)."""
+        return [c for c in self.captured if c.path.endswith(("/batches", ":batchGenerateContent"))]
 
     @property
     def url(self) -> str:
@@ -178,9 +218,15 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        form = self.headers.get("Content-Type", "").startswith("multipart/form-data")
+        body = {"form": _form(self.headers["Content-Type"], raw)} if form else json.loads(raw or b"{}")
         self.server.captured.append(Captured(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-        provider = provider_of(self.path.split("?")[0])
+        path = self.path.split("?")[0]
+        if path.endswith(("/files", "/batches", ":batchGenerateContent")):
+            self._send(*_batch_post(self.server, path, body), {})
+            return
+        provider = provider_of(path)
         scripted = self.server.next_script()
         if scripted and scripted.stall:
             time.sleep(scripted.stall)
@@ -192,11 +238,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(scripted.status, _failure(provider, scripted.status, scripted.message), scripted.headers)
         else:
             model = body.get("model") or self.path.split("/models/")[-1].split(":")[0]
-            refused = refusal(provider, model, body)
-            if refused:
-                self._send(400, _failure(provider, 400, refused), {})
-            else:
-                self._send(200, _success(provider, model, self.server.reply, body), {})
+            status, answer = self.server.answer(provider, model, body)
+            self._send(status, answer, {})
+
+    def do_GET(self) -> None:
+        self.server.captured.append(Captured(self.path, {k.lower(): v for k, v in self.headers.items()}, {}))
+        self._send(*_batch_get(self.server, self.path.split("?")[0]), {})
 
     def _send(self, status: int, payload: dict | str, headers: dict[str, str]) -> None:
         data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
@@ -208,6 +255,160 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
+
+
+def _form(content_type: str, raw: bytes) -> dict[str, str]:
+    """The fields of a multipart/form-data body (OpenAI's file upload), by name."""
+    message = email.parser.BytesParser().parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    return {
+        part.get_param("name", header="content-disposition"): part.get_payload(decode=True).decode()
+        for part in message.get_payload()
+    }
+
+
+def _batch_post(server: FakeAPIServer, path: str, body: dict) -> tuple[int, dict]:
+    """File upload and batch creation, for the three providers."""
+    if path.endswith("/files"):
+        file_id = server.new_id("file-")
+        server.files[file_id] = body["form"]["file"]
+        return 200, _openai_file(file_id, len(server.files[file_id]))
+    if path.endswith("/messages/batches"):
+        items = [(r["custom_id"], r["params"]["model"], r["params"]) for r in body["requests"]]
+        return 200, _anthropic_batch(server, _new_batch(server, "anthropic", items, "msgbatch_"))
+    if path.endswith(":batchGenerateContent"):
+        model = path.split("/models/")[-1].split(":")[0]
+        requests = body["batch"]["inputConfig"]["requests"]["requests"]
+        items = [(r["metadata"]["custom_id"], model, r["request"] | {"metadata": r["metadata"]}) for r in requests]
+        return 200, _gemini_batch(server, _new_batch(server, "gemini", items, "batches/"))
+    lines = [json.loads(line) for line in server.files[body["input_file_id"]].splitlines() if line.strip()]
+    items = [(line["custom_id"], line["body"]["model"], line["body"]) for line in lines]
+    batch_id = _new_batch(server, "openai", items, "batch_")
+    server.batches[batch_id].input_file = body["input_file_id"]
+    return 200, _openai_batch(server, batch_id)
+
+
+def _batch_get(server: FakeAPIServer, path: str) -> tuple[int, dict | str]:
+    """Batch retrieval and results, for the three providers."""
+    if path.endswith("/content"):
+        return 200, server.files[path.split("/files/")[1].removesuffix("/content")]
+    if path.endswith("/results"):
+        batch_id = path.split("/messages/batches/")[1].removesuffix("/results")
+        return 200, "\n".join(json.dumps(line) for line in _anthropic_results(server, batch_id)) + "\n"
+    batch_id = path.rsplit("/", 1)[-1]
+    name = batch_id if batch_id in server.batches else f"batches/{batch_id}"  # Gemini's names are "batches/ID"
+    if name not in server.batches:
+        return 404, {"error": {"message": f"no batch {name}"}}
+    batch = server.batches[name]
+    if not server.batch_hold:
+        batch.polls_left -= 1
+    render = {"openai": _openai_batch, "anthropic": _anthropic_batch, "gemini": _gemini_batch}[batch.provider]
+    return 200, render(server, name)
+
+
+def _new_batch(server: FakeAPIServer, provider: str, items: list[tuple[str, str, dict]], prefix: str) -> str:
+    batch_id = server.new_id(prefix)
+    server.batches[batch_id] = FakeBatch(provider, items, server.batch_polls)
+    return batch_id
+
+
+def _outcomes(server: FakeAPIServer, batch: FakeBatch) -> list[tuple[str, int, dict]]:
+    """Each item's (custom id, status, JSON answer); the positions in `batch_failures` fail with a 500."""
+    return [
+        (custom_id, 500, _failure(batch.provider, 500, "batch item failed"))
+        if index in server.batch_failures
+        else (custom_id, *server.answer(batch.provider, model, body))
+        for index, (custom_id, model, body) in enumerate(batch.items)
+    ]
+
+
+def _openai_file(file_id: str, size: int) -> dict:
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": size,
+        "created_at": 0,
+        "filename": "f.jsonl",
+        "purpose": "batch",
+        "status": "processed",
+    }
+
+
+def _openai_batch(server: FakeAPIServer, batch_id: str) -> dict:
+    batch = server.batches[batch_id]
+    ended = batch.polls_left <= 0
+    answer = {
+        "id": batch_id,
+        "object": "batch",
+        "endpoint": "/v1/chat/completions",
+        "completion_window": "24h",
+        "created_at": 0,
+        "input_file_id": batch.input_file,
+        "status": "completed" if ended else "in_progress",
+        "request_counts": {"total": len(batch.items), "completed": 0, "failed": 0},
+    }
+    if ended:
+        outcomes = _outcomes(server, batch)
+        good = [o for o in outcomes if o[1] == 200]
+        bad = [o for o in outcomes if o[1] != 200]
+        answer["request_counts"] |= {"completed": len(good), "failed": len(bad)}
+        for kind, chosen in (("output_file_id", good), ("error_file_id", bad)):
+            if chosen:
+                file_id = f"{batch_id}-{kind}"
+                server.files[file_id] = "".join(
+                    json.dumps({"id": "r", "custom_id": c, "response": {"status_code": status, "body": body}, "error": None})
+                    + "\n"
+                    for c, status, body in chosen
+                )
+                answer[kind] = file_id
+    return answer
+
+
+def _anthropic_batch(server: FakeAPIServer, batch_id: str) -> dict:
+    batch = server.batches[batch_id]
+    ended = batch.polls_left <= 0
+    failed = len(server.batch_failures & set(range(len(batch.items)))) if ended else 0
+    counts = {
+        "processing": 0 if ended else len(batch.items),
+        "succeeded": len(batch.items) - failed if ended else 0,
+        "errored": failed,
+        "canceled": 0,
+        "expired": 0,
+    }
+    return {
+        "id": batch_id,
+        "type": "message_batch",
+        "processing_status": "ended" if ended else "in_progress",
+        "request_counts": counts,
+        "created_at": "2026-12-04T00:00:00Z",
+        "expires_at": "2026-12-05T00:00:00Z",
+        "ended_at": "2026-12-04T01:00:00Z" if ended else None,
+        "results_url": f"{server.url}/v1/messages/batches/{batch_id}/results" if ended else None,
+    }
+
+
+def _anthropic_results(server: FakeAPIServer, batch_id: str) -> list[dict]:
+    lines = []
+    for custom_id, status, body in _outcomes(server, server.batches[batch_id]):
+        result = {"type": "succeeded", "message": body} if status == 200 else {"type": "errored", "error": body}
+        lines.append({"custom_id": custom_id, "result": result})
+    return lines
+
+
+def _gemini_batch(server: FakeAPIServer, name: str) -> dict:
+    batch = server.batches[name]
+    ended = batch.polls_left <= 0
+    metadata = {
+        "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+        "model": f"models/{batch.items[0][1]}",
+    }
+    metadata["state"] = "BATCH_STATE_SUCCEEDED" if ended else "BATCH_STATE_RUNNING"
+    if ended:
+        responses = []
+        for (_, status, body), item in zip(_outcomes(server, batch), batch.items):
+            answer = {"response": body} if status == 200 else {"error": body["error"]}
+            responses.append(answer | {"metadata": item[2]["metadata"]})
+        metadata["output"] = {"inlinedResponses": {"inlinedResponses": responses}}
+    return {"name": name, "metadata": metadata, "done": ended}
 
 
 def fake_api(reply: str = "Yes") -> contextlib.AbstractContextManager[FakeAPIServer]:

@@ -34,7 +34,7 @@ from vhs.eval.rows import NO_KEY, Pending, not_run_table, result_row, results_ta
 from vhs.metrics import DEPTH_BUCKETS
 from vhs.models.base import Backend, BatchedBackend
 from vhs.models.registry import load_backend, public_spec
-from vhs.paths import atomic_path
+from vhs.paths import atomic_path, data_root
 from vhs.protocol import AuthError, BackendError, ImageRef, MissingKeyError, OverLimitError, Reply, Request, TransientError
 
 
@@ -101,8 +101,9 @@ def at_each_position(questions: Iterable[dict], buckets: int = DEPTH_BUCKETS) ->
 
 
 @functools.lru_cache(maxsize=4)
-def _shared_catalog(dataset: str, data: Path | None) -> Catalog:
-    """A data set's catalog, loaded once per process (a second run in a notebook reuses it)."""
+def _shared_catalog(dataset: str, data: Path | None, root: Path) -> Catalog:
+    """A data set's catalog, loaded once per process (a second run in a notebook reuses it). `root` ($VHS_DATA,
+    where a catalog without `data` lives) is part of the key only: a process that moves it loads the new place."""
     return load_profile_catalog(dataset, data)
 
 
@@ -137,7 +138,7 @@ class HaystackImages:
         """The question's images, in presentation order."""
         dataset = question.get("dataset", "synth")
         if dataset not in self._catalogs:
-            self._catalogs[dataset] = _shared_catalog(dataset, self._data)
+            self._catalogs[dataset] = _shared_catalog(dataset, self._data, data_root().resolve())
         catalog = self._catalogs[dataset]
         rows = catalog.rows_of(question["image_ids"]).tolist()
         new = [row for row in dict.fromkeys(rows) if (dataset, row) not in self._refs]
@@ -279,6 +280,11 @@ def run_backend(
     return results_table(rows)
 
 
+def _usd(dollars: float) -> str:
+    """Dollars to the cent, or to four places under a dollar (a short run costs fractions of a cent)."""
+    return f"${dollars:,.2f}" if dollars >= 1 else f"${dollars:.4f}"
+
+
 def _priced(backend: Backend, pending: list[Pending], options: RunOptions) -> list[Pending]:
     """The pending questions with the most each can cost; says what the run will send and what it may cost."""
     dollars = [backend.dollars(item.request, options.batch) for item in pending]
@@ -293,7 +299,7 @@ def _priced(backend: Backend, pending: list[Pending], options: RunOptions) -> li
     if known:
         given, most = (sum(d[k] for d in dollars if d) for k in (0, 1))
         rate = "the batch rate" if options.batch else "list price"
-        price = f"about ${given:,.2f} of input and at most ${most:,.2f} of output at {rate}"
+        price = f"about {_usd(given)} of input and at most {_usd(most)} of output at {rate}"
     tqdm.write(
         f"{backend.label()}: about to send {len(pending):,} requests with {images_to_send:,} images,"
         f" about {tokens:,} input tokens; {price}",

@@ -16,12 +16,16 @@ import pytest
 
 from tests.conftest import PROVIDER_ENV
 from tests.fake_api_server import REPORTED_COST, FakeAPIServer, fake_api
+from vhs.book import commercial_models
 from vhs.cache import ResponseCache
 from vhs.cli import main
 from vhs.data import questions as qs
 from vhs.data.catalog import Catalog
+from vhs.eval.estimate import COCO_MEAN_JPEG_BYTES, estimate_paper_run, images_per_request, offline_backend, sent_bytes
 from vhs.eval.retry import RetryPolicy
-from vhs.eval.runner import HaystackImages, RunOptions, evaluate
+from vhs.eval.runner import HaystackImages, RunOptions, evaluate, evaluate_models
+from vhs.models import anthropic_messages, gemini, openai_chat
+from vhs.models.api_common import text_tokens
 from vhs.models.prices import BATCH_DISCOUNT, PRICES, price_of
 from vhs.models.registry import load_backend
 
@@ -244,3 +248,49 @@ def test_a_batch_run_killed_while_waiting_resumes_polling_without_resubmitting(
     )
     assert "cost_usd" in report.stdout and "$" in report.stdout
     assert json.loads(server.files[next(iter(server.files))].splitlines()[0])["url"] == "/v1/chat/completions"
+
+
+# What a run would cost, with nothing sent ----------------------------------------------------------------
+
+
+def test_images_per_request_follow_the_declared_limits() -> None:
+    coco = sent_bytes(COCO_MEAN_JPEG_BYTES)
+    expected = {
+        "openai:gpt-4o": min(openai_chat.MAX_IMAGES_PER_REQUEST, openai_chat.MAX_IMAGE_BYTES_PER_REQUEST // coco),
+        "anthropic:claude-3-opus-20240229": anthropic_messages.MAX_IMAGES_PER_REQUEST,
+        "gemini:gemini-1.5-pro": gemini.MAX_REQUEST_BYTES // coco,
+    }
+    for model, count in expected.items():
+        assert images_per_request(offline_backend(model), coco) == count
+    assert list(expected.values()) == [241, 100, 96]
+
+
+def test_a_paper_sized_estimate_prices_each_size_within_the_limits(env: Path) -> None:
+    backend = offline_backend("gemini:gemini-1.5-pro")
+    prompt = "For the image with a dog, is there a cat?"
+    estimate = estimate_paper_run(backend, (1, 50, 100), prompt)
+    assert (estimate.requests, estimate.not_answerable, estimate.images) == (2000, 1000, 51_000)  # 100 COCO images pass 20 MB
+    price = PRICES[("gemini", "gemini-1.5-pro")]
+    tokens = [text_tokens(prompt) + size * 258 for size in (1, 50)]  # 640 x 480: one 768-px tile of 258 tokens
+    assert estimate.input_tokens == 1000 * sum(tokens)
+    assert estimate.input_usd == pytest.approx(1000 * sum(price.dollars(t, 0) for t in tokens))
+    assert estimate.output_usd == pytest.approx(1000 * 2 * 16 * price.output / 1e6)
+
+
+def test_chapter_2s_tables_need_no_key_and_send_nothing(
+    server: FakeAPIServer, haystacks: list[dict], small_synth: Path, env: Path
+) -> None:
+    models = f"{spec('anthropic', server)},{spec('openai', server, 'gpt-5')}"
+    cache = ResponseCache(env / "c.sqlite")
+    results = evaluate_models({m: m for m in models.split(",")}, haystacks, cache, RunOptions(data=small_synth))
+    cache.close()
+    sent = len(server.captured)  # the local endpoint needs no key: its run answered
+    limits, costs = commercial_models(models, haystacks, results, (1, 2, 3), small_synth)
+    assert sent == 4 and len(server.captured) == sent  # the tables sent nothing
+    assert limits["this build"].tolist() == ["not run (no API key)", "run"]  # a local endpoint needs no key
+    assert limits["thinks"].tolist() == ["no", "yes"] and limits["output cap"].tolist() == ["16", "8,192"]
+    assert limits["reasoning options"].tolist() == ["?thinking_budget", "?reasoning_effort"]
+    assert limits["images per request"].iloc[0] == "100 here, 100 COCO"
+    assert costs[("this chapter", "requests")].tolist() == ["4", "4"]
+    assert costs[("paper-sized, COCO", "requests")].tolist() == ["3,000", "3,000"]
+    assert all(value.startswith("$") for value in costs[("paper-sized, COCO", "input")])

@@ -20,10 +20,13 @@ import jupytext
 import pandas as pd
 
 from vhs.cache import ResponseCache
+from vhs.eval.estimate import estimate_paper_run, estimate_run, images_per_request, offline_backend
 from vhs.eval.runner import RunOptions, evaluate_models, run_backend
 from vhs.findings import Finding
 from vhs.metrics import SCORED
-from vhs.models.registry import load_backend, parse_spec, public_spec, trained_here
+from vhs.models.prices import format_usd
+from vhs.models.registry import accepted_options, load_backend, parse_spec, public_spec, trained_here
+from vhs.paper import PAPER_NAMES
 from vhs.paths import atomic_path, response_cache_path
 from vhs.zoo import MODELS
 
@@ -151,6 +154,61 @@ def not_run_note(results: pd.DataFrame) -> str:
         f"**Not run in this build:** {named}. Run, each would be asked {len(rows):,} questions holding "
         f"{int(rows['size'].sum()):,} images, and its results would replace this paragraph."
     )
+
+
+REASONING_OPTIONS = ("reasoning", "reasoning_effort", "thinking_budget", "reasoning_max_tokens", "include_thoughts")
+
+
+def commercial_models(
+    models: str, questions: list[dict], results: pd.DataFrame, sizes: tuple[int, ...], data: Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Chapter 2's two tables for its paid `models` (comma-separated specs), computed with no request sent:
+    each model's status, limits (images per request on this profile's and on COCO-sized images), reasoning
+    settings and list price; and what this chapter's run (`questions`, whose images are under `data`, default
+    the profile's place) and a paper-sized run (1,000 questions at each of `sizes`, COCO-sized) send and cost."""
+    cache = ResponseCache(response_cache_path())
+    limits, costs = [], []
+    try:
+        for spec in (m.strip() for m in str(models).split(",") if m.strip()):
+            backend = offline_backend(spec)
+            label = public_spec(spec)
+            rows = results[results["model"] == label]
+            ran = not (rows["status"] == "not_run").all()
+            chapter = estimate_run(backend, questions, cache, data)
+            paper = estimate_paper_run(backend, sizes, questions[0]["question"])
+            price = backend.price
+            settable = sorted(set(REASONING_OPTIONS) & accepted_options(type(backend)) - {"reasoning"})
+            limits.append(
+                {
+                    "model": label,
+                    "in the paper": "yes" if spec in PAPER_NAMES else "no",
+                    "this build": "run" if ran else f"not run ({_not_run_reason(rows) or 'unavailable'})",
+                    "images per request": f"{images_per_request(backend, round(chapter.image_bytes)):,} here, "
+                    f"{images_per_request(backend, round(paper.image_bytes)):,} COCO",
+                    "thinks": "yes" if backend.params["reasoning"] else "no",
+                    "output cap": f"{backend.params['max_tokens']:,}",
+                    "reasoning options": ", ".join(f"?{o}" for o in settable) or "none",
+                    "$ per 1M in / out": f"{price.input:g} / {price.output:g} ({price.as_of})" if price else "price unknown",
+                }
+            )
+            costs.append(
+                {
+                    ("", "model"): label,
+                    **{
+                        (run, column): value
+                        for run, estimate in (("this chapter", chapter), ("paper-sized, COCO", paper))
+                        for column, value in (
+                            ("requests", f"{estimate.requests:,}"),
+                            ("over the limits", f"{estimate.not_answerable:,}"),
+                            ("input", format_usd(estimate.input_usd)),
+                            ("output, at most", format_usd(estimate.output_usd)),
+                        )
+                    },
+                }
+            )
+    finally:
+        cache.close()
+    return pd.DataFrame(limits), pd.DataFrame(costs, columns=pd.MultiIndex.from_tuples(costs[0]) if costs else None)
 
 
 def record_run(results: pd.DataFrame, chapter: str, profile: str, ledger: str | Path = "build/ledger") -> Path:

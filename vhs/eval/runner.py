@@ -33,6 +33,7 @@ from vhs.eval.retry import RetryPolicy, Stopped, call_with_retries
 from vhs.eval.rows import NO_KEY, Pending, not_run_table, result_row, results_table, unanswered_row
 from vhs.metrics import DEPTH_BUCKETS
 from vhs.models.base import Backend, BatchedBackend
+from vhs.models.prices import format_usd
 from vhs.models.registry import load_backend, public_spec
 from vhs.paths import atomic_path, data_root
 from vhs.protocol import AuthError, BackendError, ImageRef, MissingKeyError, OverLimitError, Reply, Request, TransientError
@@ -280,11 +281,6 @@ def run_backend(
     return results_table(rows)
 
 
-def _usd(dollars: float) -> str:
-    """Dollars to the cent, or to four places under a dollar (a short run costs fractions of a cent)."""
-    return f"${dollars:,.2f}" if dollars >= 1 else f"${dollars:.4f}"
-
-
 def _priced(backend: Backend, pending: list[Pending], options: RunOptions) -> list[Pending]:
     """The pending questions with the most each can cost; says what the run will send and what it may cost."""
     dollars = [backend.dollars(item.request, options.batch) for item in pending]
@@ -299,7 +295,7 @@ def _priced(backend: Backend, pending: list[Pending], options: RunOptions) -> li
     if known:
         given, most = (sum(d[k] for d in dollars if d) for k in (0, 1))
         rate = "the batch rate" if options.batch else "list price"
-        price = f"about {_usd(given)} of input and at most {_usd(most)} of output at {rate}"
+        price = f"about {format_usd(given)} of input and at most {format_usd(most)} of output at {rate}"
     tqdm.write(
         f"{backend.label()}: about to send {len(pending):,} requests with {images_to_send:,} images,"
         f" about {tokens:,} input tokens; {price}",

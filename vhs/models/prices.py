@@ -76,3 +76,11 @@ def reply_dollars(price: Price, reply: Reply, batch: bool = False) -> float | No
     if reply.input_tokens is None or reply.output_tokens is None:
         return None
     return price.dollars(reply.input_tokens, reply.output_tokens, reply.cached_input_tokens or 0, batch)
+
+
+def format_usd(dollars: float | None) -> str:
+    """Dollars to the cent, or to four places under a dollar (a short run costs fractions of a cent); "price
+    unknown" for None."""
+    if dollars is None:
+        return "price unknown"
+    return f"${dollars:,.2f}" if dollars >= 1 else f"${dollars:.4f}"

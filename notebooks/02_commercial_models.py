@@ -55,7 +55,7 @@ questions = list(qs.build_question_set(catalog, "single", size_list, per_size, s
 options = RunOptions(max_requests=max_requests, max_usd=max_usd)
 results = chapter_results("2 commercial models", profile, models, questions, runs, options)
 summary = summarize(results)
-limits, costs = commercial_models(models, questions, results, size_list)
+limits, costs = commercial_models(models, questions, size_list)
 page.value("paper-per-size", f"{PAPER_PER_SIZE:,}")
 paper = pd.concat([paper_curve(model) for model in str(models).split(",")], ignore_index=True)
 page.text("not-run", not_run_note(results) or "Every model of this chapter was run.")
@@ -67,32 +67,6 @@ page.figure("accuracy", plots.accuracy_vs_size(summary, paper))
 # ## What was run
 # {glue:md}`not-run`
 #
-# ## The models, their limits and their settings
-#
-# How many images one request can carry follows from each provider's declared limits (images per
-# request, request bytes; named constants in each backend file), for the images of this profile as
-# `vhs eval` encodes them and for COCO-sized ones (640 × 480 pixels, with the mean bytes of a COCO
-# val2017 file).
-# A reasoning model (*thinks*) gets room to think by default; the options a spec can add are listed.
-# Prices are list prices per million tokens, with the date each held (`vhs.models.prices`).
-
-# %% tags=["hide-input"]
-page.table(limits)
-
-# %% [markdown]
-# ## What a run costs
-#
-# What this chapter's run would send (its questions, on this profile's images) and a paper-sized run
-# ({glue:text}`paper-per-size` questions at each of this chapter's sizes, on COCO-sized images):
-# requests within the limits, those over them (not sent), and dollars at list price. Input dollars
-# follow the provider's image-token formula; output dollars are an upper bound, every reply at its
-# output cap, since what a reasoning model will think is not known before it is paid for. The batch
-# APIs (`vhs eval --batch`) halve both.
-
-# %% tags=["hide-input"]
-page.table(costs)
-
-# %% [markdown]
 # ## Accuracy against haystack size
 #
 # ```{glue:figure} accuracy
@@ -108,6 +82,31 @@ page.table(costs)
 ran = summary[~summary["not_run"]]
 columns = ["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "compliance", "not_answerable"]
 page.table(ran[columns], percent=("accuracy", "ci_low", "ci_high", "compliance", "not_answerable")) if len(ran) else None
+
+# %% [markdown]
+# ## The models, their limits and their settings
+#
+# How many images one request can carry follows from each provider's declared limits (images per
+# request, request bytes; named constants in each backend file), for the images of this profile as
+# `vhs eval` encodes them and for COCO-sized ones (640 × 480 pixels, with the mean bytes of a COCO
+# val2017 file). A reasoning model (*thinks*) gets room to think by default (its output cap); the
+# options a spec can add to change that are listed.
+
+# %% tags=["hide-input"]
+page.table(limits)
+
+# %% [markdown]
+# ## What a run costs
+#
+# Each model's list price per million tokens, with the date it held (`vhs.models.prices`), and what
+# this chapter's run (its questions, on this profile's images) and a paper-sized run
+# ({glue:text}`paper-per-size` questions at each of this chapter's sizes, on COCO-sized images, those
+# over the model's limits not sent) would cost. Input dollars follow the provider's image-token
+# formula; output dollars are an upper bound, every reply at its output cap, since what a reasoning
+# model will think is not known before it is paid for. The batch APIs (`vhs eval --batch`) halve both.
+
+# %% tags=["hide-input"]
+page.table(costs)
 
 # %% [markdown]
 # ## Finding

@@ -285,12 +285,13 @@ def test_chapter_2s_tables_need_no_key_and_send_nothing(
     results = evaluate_models({m: m for m in models.split(",")}, haystacks, cache, RunOptions(data=small_synth))
     cache.close()
     sent = len(server.captured)  # the local endpoint needs no key: its run answered
-    limits, costs = commercial_models(models, haystacks, results, (1, 2, 3), small_synth)
+    limits, costs = commercial_models(models, haystacks, (1, 2, 3, 200), small_synth)
+    assert results.groupby("model", sort=False)["status"].first().tolist() == ["not_run", "ok"]  # a local endpoint needs no key
     assert sent == 4 and len(server.captured) == sent  # the tables sent nothing
-    assert limits["this build"].tolist() == ["not run (no API key)", "run"]  # a local endpoint needs no key
+    assert limits["in the paper"].tolist() == ["yes", ""]
     assert limits["thinks"].tolist() == ["no", "yes"] and limits["output cap"].tolist() == ["16", "8,192"]
     assert limits["reasoning options"].tolist() == ["?thinking_budget", "?reasoning_effort"]
-    assert limits["images per request"].iloc[0] == "100 here, 100 COCO"
-    assert costs[("this chapter", "requests")].tolist() == ["4", "4"]
-    assert costs[("paper-sized, COCO", "requests")].tolist() == ["3,000", "3,000"]
-    assert all(value.startswith("$") for value in costs[("paper-sized, COCO", "input")])
+    assert limits["images per request: here · COCO"].tolist() == ["100 · 100", "500 · 241"]
+    assert costs[("list price", "$ / 1M in · out")].tolist() == ["15 · 75", "1.25 · 10"]
+    assert costs[("paper-sized", "requests")].tolist() == ["3,000 (1,000 over the limits)", "4,000"]  # Claude: 100 images
+    assert all(value.startswith("$") for value in costs[("paper-sized", "input")])

@@ -49,6 +49,27 @@ def test_accuracy_vs_size_draws_runs_paper_and_names_what_was_not_run() -> None:
     assert [t.get_text() for t in ax.texts] == ["not run: b"]
 
 
+def test_many_models_not_run_are_named_on_wrapped_lines_within_the_figure() -> None:
+    names = [f"anthropic:claude-model-number-{k}-20250929" for k in range(8)]
+    summary = pd.DataFrame(
+        {
+            "model": ["a", *names],
+            "mode": ["single"] * 9,
+            "size": [1] * 9,
+            "accuracy": [0.9] + [float("nan")] * 8,
+            "ci_low": [0.8] + [float("nan")] * 8,
+            "ci_high": [1.0] + [float("nan")] * 8,
+            "not_run": [False] + [True] * 8,
+        }
+    )
+    fig = plots.accuracy_vs_size(summary)
+    (said,) = [t.get_text() for t in fig.axes[0].texts]
+    assert said.replace("\n", " ") == "not run: " + ", ".join(names) and said.count("\n") >= 3
+    fig.canvas.draw()
+    drawn = fig.get_tightbbox(fig.canvas.get_renderer())
+    assert drawn.width <= plots.WIDTH * 1.01  # the names wrap instead of widening the figure
+
+
 def test_accuracy_vs_size_draws_one_panel_per_mode_with_that_modes_paper_rows() -> None:
     summary = pd.DataFrame(
         {

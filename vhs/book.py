@@ -156,54 +156,48 @@ def not_run_note(results: pd.DataFrame) -> str:
     )
 
 
-REASONING_OPTIONS = ("reasoning", "reasoning_effort", "thinking_budget", "reasoning_max_tokens", "include_thoughts")
+REASONING_OPTIONS = ("reasoning_effort", "thinking_budget", "reasoning_max_tokens", "include_thoughts")
 
 
 def commercial_models(
-    models: str, questions: list[dict], results: pd.DataFrame, sizes: tuple[int, ...], data: Path | None = None
+    models: str, questions: list[dict], sizes: tuple[int, ...], data: Path | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Chapter 2's two tables for its paid `models` (comma-separated specs), computed with no request sent:
-    each model's status, limits (images per request on this profile's and on COCO-sized images), reasoning
-    settings and list price; and what this chapter's run (`questions`, whose images are under `data`, default
-    the profile's place) and a paper-sized run (1,000 questions at each of `sizes`, COCO-sized) send and cost."""
+    each model's limits (images per request on this profile's and on COCO-sized images) and reasoning
+    settings; and its list price with what this chapter's run (`questions`, whose images are under `data`,
+    default the profile's place) and a paper-sized run (1,000 questions at each of `sizes`, COCO-sized) cost."""
     cache = ResponseCache(response_cache_path())
     limits, costs = [], []
     try:
         for spec in (m.strip() for m in str(models).split(",") if m.strip()):
             backend = offline_backend(spec)
             label = public_spec(spec)
-            rows = results[results["model"] == label]
-            ran = not (rows["status"] == "not_run").all()
             chapter = estimate_run(backend, questions, cache, data)
             paper = estimate_paper_run(backend, sizes, questions[0]["question"])
-            price = backend.price
-            settable = sorted(set(REASONING_OPTIONS) & accepted_options(type(backend)) - {"reasoning"})
+            settable = sorted(set(REASONING_OPTIONS) & accepted_options(type(backend)))
+            here, coco = (images_per_request(backend, round(e.image_bytes)) for e in (chapter, paper))
             limits.append(
                 {
                     "model": label,
-                    "in the paper": "yes" if spec in PAPER_NAMES else "no",
-                    "this build": "run" if ran else f"not run ({_not_run_reason(rows) or 'unavailable'})",
-                    "images per request": f"{images_per_request(backend, round(chapter.image_bytes)):,} here, "
-                    f"{images_per_request(backend, round(paper.image_bytes)):,} COCO",
+                    "in the paper": "yes" if f"{backend.name}:{backend.model_id}" in PAPER_NAMES else "",
+                    "images per request: here · COCO": f"{here:,} · {coco:,}",
                     "thinks": "yes" if backend.params["reasoning"] else "no",
                     "output cap": f"{backend.params['max_tokens']:,}",
                     "reasoning options": ", ".join(f"?{o}" for o in settable) or "none",
-                    "$ per 1M in / out": f"{price.input:g} / {price.output:g} ({price.as_of})" if price else "price unknown",
                 }
             )
+            price = backend.price
+            over = f" ({paper.not_answerable:,} over the limits)" if paper.not_answerable else ""
             costs.append(
                 {
                     ("", "model"): label,
-                    **{
-                        (run, column): value
-                        for run, estimate in (("this chapter", chapter), ("paper-sized, COCO", paper))
-                        for column, value in (
-                            ("requests", f"{estimate.requests:,}"),
-                            ("over the limits", f"{estimate.not_answerable:,}"),
-                            ("input", format_usd(estimate.input_usd)),
-                            ("output, at most", format_usd(estimate.output_usd)),
-                        )
-                    },
+                    ("list price", "$ / 1M in · out"): f"{price.input:g} · {price.output:g}" if price else "unknown",
+                    ("list price", "as of"): price.as_of if price else "",
+                    ("this chapter", "input"): format_usd(chapter.input_usd),
+                    ("this chapter", "output, at most"): format_usd(chapter.output_usd),
+                    ("paper-sized", "requests"): f"{paper.requests:,}{over}",
+                    ("paper-sized", "input"): format_usd(paper.input_usd),
+                    ("paper-sized", "output, at most"): format_usd(paper.output_usd),
                 }
             )
     finally:

@@ -12,6 +12,9 @@ questions first, then waits for that answer instead of paying for it. A claim wh
 (its process is gone, or its lease ran out) is taken over. `database is locked` past SQLite's busy
 timeout is retried, never raised.
 
+Batches submitted through a provider's batch API (`vhs eval --batch`) are remembered with the keys they
+answer until their results are read back, so a run that was killed while it waited polls them again.
+
 Image content hashes are remembered by path, inode, size and modification and change times; a file
 changed within `RACY_SECONDS` of being hashed (`COARSE_RACY_SECONDS` where time stamps have no
 sub-second part) is hashed again next time, since a rewrite inside the file system's timestamp

@@ -5,6 +5,7 @@ and every model has one colour in every chapter (`model_colour`). Our runs are s
 markers and a 95% band; the paper's numbers are dashed, each paper model with its own marker.
 """
 
+import textwrap
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -202,7 +203,10 @@ def _name_not_run(ax: plt.Axes, models: Iterable[str]) -> None:
     """Name the models that were not run inside the axes, so a figure drops none silently."""
     names = sorted(set(models))
     if names:
-        ax.text(0.02, 0.03, "not run: " + ", ".join(names), transform=ax.transAxes, fontsize=FONT, color="#555555")
+        inches = ax.figure.get_figwidth() * ax.get_position().width
+        characters = int(inches * 72 / (FONT * 0.6))  # a 9-pt character is about 5.4 pt wide
+        said = textwrap.fill("not run: " + ", ".join(names), characters, break_on_hyphens=False)
+        ax.text(0.02, 0.03, said, transform=ax.transAxes, fontsize=FONT, color="#555555", va="bottom")
 
 
 def accuracy_vs_position(summary: pd.DataFrame, paper: pd.DataFrame | None = None, columns: int = 3) -> Figure:

@@ -93,7 +93,7 @@ page.table(ran[columns], percent=("accuracy", "ci_low", "ci_high", "compliance",
 # options a spec can add to change that are listed.
 
 # %% tags=["hide-input"]
-page.table(limits)
+page.table(limits) if len(limits) else None
 
 # %% [markdown]
 # ## What a run costs
@@ -106,7 +106,7 @@ page.table(limits)
 # model will think is not known before it is paid for. The batch APIs (`vhs eval --batch`) halve both.
 
 # %% tags=["hide-input"]
-page.table(costs)
+page.table(costs) if len(costs) else None
 
 # %% [markdown]
 # ## Finding

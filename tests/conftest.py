@@ -1,9 +1,11 @@
 """Shared fixtures: a small synthetic data set generated once per test session."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.fake_api_server import FakeAPIServer, fake_api
 from vhs.data.catalog import Catalog
 from vhs.data.profiles import load_profile_catalog
 from vhs.synth.scenes import write_synth_dataset
@@ -44,3 +46,10 @@ def small_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def small_catalog(small_synth: Path) -> Catalog:
     """The catalog of the small synthetic data set."""
     return load_profile_catalog("synth", small_synth)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeAPIServer]:
+    """A loopback stand-in for the providers' APIs, answering "Yes." (see `tests.fake_api_server`)."""
+    with fake_api(reply="Yes.") as running:
+        yield running

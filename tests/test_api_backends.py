@@ -3,7 +3,6 @@
 import base64
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -53,12 +52,6 @@ def sent_text(provider: str, body: dict) -> tuple[str, int, int]:
         if text:
             return text, index, len(parts)
     raise AssertionError("no text part")
-
-
-@pytest.fixture
-def server() -> Iterator[FakeAPIServer]:
-    with fake_api(reply="Yes.") as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -162,7 +162,8 @@ REASONING_OPTIONS = ("reasoning_effort", "thinking_budget", "reasoning_max_token
 def commercial_models(
     models: str, questions: list[dict], sizes: tuple[int, ...], data: Path | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Chapter 2's two tables for its paid `models` (comma-separated specs), computed with no request sent:
+    """Chapter 2's two tables for the paid models among `models` (comma-separated specs), computed with no
+    request sent:
     each model's limits (images per request on this profile's and on COCO-sized images) and reasoning
     settings; and its list price with what this chapter's run (`questions`, whose images are under `data`,
     default the profile's place) and a paper-sized run (1,000 questions at each of `sizes`, COCO-sized) cost."""
@@ -171,6 +172,8 @@ def commercial_models(
     try:
         for spec in (m.strip() for m in str(models).split(",") if m.strip()):
             backend = offline_backend(spec)
+            if backend is None:  # a local model: chapter 8 says what it costs in seconds
+                continue
             label = public_spec(spec)
             chapter = estimate_run(backend, questions, cache, data)
             paper = estimate_paper_run(backend, sizes, questions[0]["question"])

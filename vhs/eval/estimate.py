@@ -11,12 +11,12 @@ before it is paid for.
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from vhs.cache import ResponseCache
-from vhs.errors import VhsError
 from vhs.eval.runner import HaystackImages, over_limit
 from vhs.models.api_common import ApiBackend, EncodedImage, text_tokens
-from vhs.models.registry import load_backend
+from vhs.models.registry import backend_class, load_backend, parse_spec
 from vhs.protocol import MissingKeyError
 
 PAPER_PER_SIZE = 1000  # questions per size in the paper's runs
@@ -40,15 +40,16 @@ class Estimate:
     output_usd: float | None
 
 
-def offline_backend(spec: str) -> ApiBackend:
-    """The paid backend a spec names, built even when its key is not set (for its limits, formulas and prices)."""
+def offline_backend(spec: str) -> ApiBackend | None:
+    """The paid backend a spec names, built even when its key is not set (for its limits, formulas and prices);
+    None when it names a local model, whose cost is the machine's time (chapter 8), not dollars."""
+    if not issubclass(backend_class(parse_spec(spec)[0]), ApiBackend):
+        return None
     try:
         backend = load_backend(spec)
     except MissingKeyError:
         backend = load_backend(f"{spec}{'&' if '?' in spec else '?'}api_key={_PLACEHOLDER_KEY}")
-    if not isinstance(backend, ApiBackend):
-        raise VhsError(f"{spec} is not a paid API model; its cost is the machine's time (chapter 8)")
-    return backend
+    return cast(ApiBackend, backend)  # its class was checked above
 
 
 def images_per_request(backend: ApiBackend, image_bytes: int) -> int:

@@ -63,7 +63,7 @@ page.figure("cost", plots.cost_vs_size(costs, not_run))
 
 # %% tags=["hide-input"]
 means = costs.groupby(["model", "size"]).mean().reset_index()
-page.table(means, digits=4)
+page.table(means, digits=4, whole=("tokens",))
 
 # %% [markdown]
 # ## The response cache on a re-run

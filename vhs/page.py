@@ -35,13 +35,15 @@ def text(name: str, markdown: str) -> str:
     return markdown
 
 
-def table(frame: pd.DataFrame, percent: Iterable[str] = (), digits: int = 3) -> Styler:
+def table(frame: pd.DataFrame, percent: Iterable[str] = (), digits: int = 3, whole: Iterable[str] = ()) -> Styler:
     """`frame` as the book shows it: no index, numbers rounded to `digits`, the `percent` columns (fractions)
-    as whole percentages, missing values blank."""
+    as whole percentages, the `whole` columns (counts, mean tokens) to the unit, missing values blank."""
     percent = [column for column in percent if column in frame.columns]
-    numbers = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c]) and c not in percent]
+    whole = [column for column in whole if column in frame.columns]
+    numbers = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c]) and c not in percent + whole]
     return (
         frame.style.hide(axis="index")
         .format("{:.0%}", subset=percent, na_rep="")
+        .format("{:,.0f}", subset=whole, na_rep="")
         .format(f"{{:.{digits}f}}", subset=numbers, na_rep="")
     )

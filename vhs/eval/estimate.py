@@ -89,14 +89,15 @@ def estimate_paper_run(backend: ApiBackend, sizes: tuple[int, ...], prompt: str,
     image_tokens = backend.image_tokens(EncodedImage(b"", *COCO_IMAGE))
     fits = images_per_request(backend, sent_bytes(COCO_MEAN_JPEG_BYTES))
     sent = [size for size in sizes if size <= fits]
-    tokens = {size: text_tokens(prompt) + size * image_tokens for size in sent}
-    price, cap = backend.price, backend.params["max_tokens"]
+    tokens = [text_tokens(prompt) + size * image_tokens for size in sent]
+    price = backend.price
+    dollars = [price.bounds(t, backend.params["max_tokens"]) for t in tokens] if price else []
     return Estimate(
         per_size * len(sent),
         per_size * (len(sizes) - len(sent)),
         per_size * sum(sent),
         sent_bytes(COCO_MEAN_JPEG_BYTES),
-        per_size * sum(tokens.values()),
-        None if price is None else per_size * sum(price.dollars(t, 0) for t in tokens.values()),
-        None if price is None else per_size * sum(price.dollars(t, cap) - price.dollars(t, 0) for t in tokens.values()),
+        per_size * sum(tokens),
+        None if price is None else per_size * sum(d[0] for d in dollars),
+        None if price is None else per_size * sum(d[1] for d in dollars),
     )

@@ -47,6 +47,8 @@ RESULT_COLUMNS = (
 def result_row(
     question: dict, label: str, status: str, reply: Reply | None = None, latency: float | None = None, cached: bool = False
 ) -> dict:
+    """The row of a question with `status` (and its reply, when one came): an `ok` reply is parsed and scored,
+    or marked `unparsed` or `truncated`."""
     raw = reply.text if reply else None
     parsed = parse_yes_no(raw) if status == "ok" else None
     if status == "ok" and parsed is None:
@@ -100,6 +102,7 @@ def retrieval_columns(question: dict, reply: Reply | None) -> dict:
 
 
 def results_table(rows: list[dict]) -> pd.DataFrame:
+    """The rows as the results table: every column of RESULT_COLUMNS, counts as nullable integers."""
     table = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
     for column in ("input_tokens", "output_tokens", "reasoning_tokens"):
         table[column] = table[column].astype("Int64")

@@ -181,10 +181,8 @@ class ApiBackend(Backend):
     paid: ClassVar[bool] = True
     max_side: ClassVar[int] = 2048
     key_env: ClassVar[tuple[str, ...]] = ()
-    batch_bytes: ClassVar[int | None] = (
-        None  # the provider's batch API takes this many request bytes per batch; None: it has none
-    )
-    batch_requests: ClassVar[int] = 0  # and at most this many requests per batch
+    batch_bytes: ClassVar[int | None] = None  # request bytes one batch of the provider's batch API takes; None: none
+    batch_requests: ClassVar[int] = 0  # requests one batch takes
 
     def __init__(
         self,
@@ -255,9 +253,7 @@ class ApiBackend(Backend):
         of its output cap; None: price unknown."""
         if self.price is None:
             return None
-        tokens = self.prompt_tokens(request)
-        given = self.price.dollars(tokens, 0, batch=batch)
-        return given, self.price.dollars(tokens, self.params["max_tokens"], batch=batch) - given
+        return self.price.bounds(self.prompt_tokens(request), self.params["max_tokens"], batch)
 
     def priced(self, reply: Reply, batch: bool = False) -> Reply:
         """The reply with its dollars: the provider's own figure if it gave one, else its usage at list price."""
@@ -289,8 +285,8 @@ class ApiBackend(Backend):
         raise NotImplementedError
 
     def submit_batch(self, items: list[tuple[str, Request]]) -> str:
-        """Submit (custom id, request) pairs through the provider's batch API; the batch's id."""
-        raise BackendError(f"{self.name} has no batch API in vhs; run without --batch")
+        """Submit (custom id, request) pairs through the provider's batch API (one with `batch_bytes`); its id."""
+        raise NotImplementedError
 
     def poll_batch(self, batch_id: str) -> BatchProgress:
         """Where a submitted batch stands."""

@@ -129,11 +129,19 @@ class OpenAIBackend(ApiBackend):
 
     def submit_batch(self, items: list[tuple[str, Request]]) -> str:
         """Upload the requests as a JSONL file and create a 24-hour batch on chat completions."""
-        lines = [
-            json.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": self.batch_body(r)})
+        lines = "".join(
+            json.dumps(
+                {
+                    "custom_id": custom_id,
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": self.body(r.prompt, self.encoded(r)),
+                }
+            )
+            + "\n"
             for custom_id, r in items
-        ]
-        upload = io.BytesIO(("\n".join(lines) + "\n").encode())
+        )
+        upload = io.BytesIO(lines.encode())
         uploaded = self.calling(lambda: self.client.files.create(file=("vhs-batch.jsonl", upload), purpose="batch"))
         batch = self.calling(
             lambda: self.client.batches.create(
@@ -141,10 +149,6 @@ class OpenAIBackend(ApiBackend):
             )
         )
         return batch.id
-
-    def batch_body(self, request: Request) -> dict:
-        """One request's body as a batch line carries it."""
-        return self.body(request.prompt, self.encoded(request))
 
     def poll_batch(self, batch_id: str) -> BatchProgress:
         """The batch's status and request counts."""

@@ -38,11 +38,16 @@ class Price:
     def dollars(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0, batch: bool = False) -> float:
         """The dollars of one request: `cached_tokens` of the `input_tokens` at the cached price."""
         long = self.long_above is not None and input_tokens > self.long_above
+        input_factor, output_factor = (self.long_factor, self.long_output_factor) if long else (1.0, 1.0)
         fresh = (input_tokens - cached_tokens) * self.input + cached_tokens * self.cached
-        spent = fresh * (self.long_factor if long else 1.0) + output_tokens * self.output * (
-            self.long_output_factor if long else 1.0
-        )
+        spent = fresh * input_factor + output_tokens * self.output * output_factor
         return spent / 1e6 * (BATCH_DISCOUNT if batch else 1.0)
+
+    def bounds(self, input_tokens: int, output_cap: int, batch: bool = False) -> tuple[float, float]:
+        """(input, output at most) dollars of a request: its input, and every token of its output cap (the
+        long-context tier, set by the input, applies to both)."""
+        given = self.dollars(input_tokens, 0, batch=batch)
+        return given, self.dollars(input_tokens, output_cap, batch=batch) - given
 
 
 # (backend name, model id) -> price. The paper's three models, and today's that chapter 2 lists.

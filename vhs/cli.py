@@ -1,4 +1,5 @@
-"""The `vhs` command: `vhs synth`, `vhs data coco`, `vhs questions`, `vhs eval`, `vhs train`, `vhs report`, `vhs redact`.
+"""The `vhs` command: `vhs synth`, `vhs data coco|vhs-official|mirage-official`, `vhs questions`,
+`vhs eval`, `vhs train`, `vhs report`, `vhs redact`.
 
 Every user error is one line on stderr and exit code 2; long steps show a tqdm bar on stderr.
 """
@@ -19,8 +20,9 @@ from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.catalog import DEFAULT_MIN_AREA_FRAC
 from vhs.data.download import COCO_BASE_URL, fetch_coco
-from vhs.data.official import export_official, import_official
+from vhs.data.official import export_official, import_official, import_official_tree, official_profile
 from vhs.data.profiles import PROFILES, load_profile_catalog
+from vhs.data.released import MIRAGE_REPO, REPO, default_root, fetch_released
 from vhs.errors import VhsError
 from vhs.eval.retry import RetryPolicy
 from vhs.eval.runner import RunInterrupted, RunOptions, evaluate, write_results
@@ -71,15 +73,41 @@ def _cmd_data_coco(args: argparse.Namespace) -> None:
     print(f"COCO 2017 ({', '.join(args.splits)}) ready under {args.root}")
 
 
+def _cmd_data_vhs_official(args: argparse.Namespace) -> None:
+    root = Path(args.root) if args.root else default_root()
+    manifest = fetch_released(root, args.repo, args.revision)
+    questions = sum(f["questions"] for f in manifest["files"])
+    print(
+        f"{len(manifest['files'])} question files ({questions:,} questions, layout {manifest['layout']}) of "
+        f"{manifest['repo']}@{manifest['commit'][:12]} under {root}"
+    )
+
+
+def _cmd_data_mirage_official(args: argparse.Namespace) -> None:
+    from vhs.mirage.official import fetch_weights  # transformers, loaded only for this command
+
+    checkpoint, clip = fetch_weights(args.model, args.revision)
+    print(f"MIRAGE {args.model} at {checkpoint}; its CLIP at {clip}")
+
+
 def _cmd_questions(args: argparse.Namespace) -> None:
-    catalog = load_profile_catalog(args.profile, args.data, args.min_area_frac, args.exclude)
-    if args.import_official:
+    source = Path(args.import_official) if args.import_official else None
+    if source is not None and not source.exists():
+        raise VhsError(f"official question file or folder not found: {source}")
+    # Released files name COCO images: importing one needs no --profile, unless it is our export of synth questions.
+    profile = args.profile or (official_profile(source) if source is not None else "synth")
+    catalog = load_profile_catalog(profile, args.data, args.min_area_frac, args.exclude)
+    if source is not None:
         if not args.out:
             raise VhsError("--import-official needs --out FILE.jsonl")
-        records = import_official(catalog, Path(args.import_official), args.seed)
+        if source.is_dir():
+            records = import_official_tree(catalog, source, args.seed, args.mode, args.sizes or ())
+        else:
+            records = import_official(catalog, source, args.seed)
     else:
-        sizes = args.sizes or (qs.SINGLE_SIZES if args.mode == "single" else qs.MULTI_SIZES)
-        records = qs.build_question_set(catalog, args.mode, sizes, args.per_size, args.seed, args.needles)
+        mode = args.mode or "single"
+        sizes = args.sizes or (qs.SINGLE_SIZES if mode == "single" else qs.MULTI_SIZES)
+        records = qs.build_question_set(catalog, mode, sizes, args.per_size, args.seed, args.needles)
     if not args.out and not args.export_official:
         raise VhsError("nothing to write: give --out FILE.jsonl and/or --export-official DIR")
     if args.out:
@@ -230,10 +258,21 @@ def build_parser() -> argparse.ArgumentParser:
     coco.add_argument("--splits", type=_name_list, default=("val2017",), help="comma-separated (default val2017)")
     coco.add_argument("--mirror", default=COCO_BASE_URL, help=f"base URL of the archives (default {COCO_BASE_URL})")
     coco.set_defaults(run=_cmd_data_coco)
+    released = data_sub.add_parser("vhs-official", help="download the released VHs question files from the Hugging Face Hub")
+    released.add_argument("--root", default=None, help="where to link the files and manifest (default $VHS_DATA/vhs-official)")
+    released.add_argument("--revision", default=None, help="a branch, tag or commit (default: the one recorded, else main)")
+    released.add_argument("--repo", default=REPO, help=f"the dataset repository (default {REPO}; the July-2024 one: {REPO}_v0)")
+    released.set_defaults(run=_cmd_data_vhs_official)
+    weights = data_sub.add_parser("mirage-official", help="download the released MIRAGE-8.3B and its CLIP into the Hub's cache")
+    weights.add_argument("--model", default=MIRAGE_REPO, help="hub id or folder of the checkpoint")
+    weights.add_argument("--revision", default=None, help="a branch, tag or commit of the checkpoint (default main)")
+    weights.set_defaults(run=_cmd_data_mirage_official)
 
     questions = sub.add_parser("questions", help="build a VHs question set")
-    questions.add_argument("--profile", choices=PROFILES, default="synth")
-    questions.add_argument("--mode", choices=qs.MODES, default="single")
+    questions.add_argument(
+        "--profile", choices=PROFILES, default=None, help="default synth; with --import-official, the one its images name"
+    )
+    questions.add_argument("--mode", choices=qs.MODES, default=None, help="single (default) or multi")
     questions.add_argument("--sizes", type=_int_list, default=None, help="comma-separated haystack sizes (default: the paper's)")
     questions.add_argument("--per-size", type=int, default=1000, help="questions per size, even (default 1000, as the paper)")
     questions.add_argument(
@@ -249,7 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     questions.add_argument("--exclude", type=_name_list, default=(), help="comma-separated categories never used")
     questions.add_argument("--export-official", default=None, metavar="DIR", help="also write the released benchmark's layout")
-    questions.add_argument("--import-official", default=None, metavar="FILE", help="read a released visual_haystack_{N}.json")
+    questions.add_argument(
+        "--import-official",
+        default=None,
+        metavar="PATH",
+        help="read a released visual_haystack_{N}.json, or every one under a folder (of --mode and --sizes, if given)",
+    )
     questions.set_defaults(run=_cmd_questions)
 
     run = sub.add_parser("eval", help="run a model over a question set")

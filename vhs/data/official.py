@@ -1,23 +1,27 @@
-"""Interoperability with the released VHs benchmark files.
+"""Interoperability with the released VHs benchmark files (their layouts: `vhs.data.released`).
 
-The official release is one JSON list per haystack size, `visual_haystack_{N}.json`, under
-`single_needle/` or `multi_needle/`; each entry holds `conversations` ([question, answer] as
-`{"from", "value"}` turns), `pos_image` (needle paths) and `neg_image` (distractor paths), paths
-relative to the image root (`val2017/000000123456.jpg`). It stores no presentation order: the
-official code shuffles unseeded at run time, so on import we draw the order from our seed.
+Each file is one JSON list; each entry holds `conversations` ([question, answer] as `{"from", "value"}`
+turns), `pos_image` (needle paths) and `neg_image` (distractor paths). It stores no presentation order: the
+official code shuffles unseeded at run time, so on import we draw the order from our seed. Export writes the
+October-2024 layout the official runners read: `single_needle/VHs_large/visual_haystack_{N}.json` (the
+needle alone as `visual_haystack_oracle.json`) and `multi_needle/multi_needle_{k}/visual_haystack_{N}.json`
+for k needles.
 """
 
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
 from vhs.data.catalog import PRESENT, Catalog
 from vhs.data.kinds import parse_question
+from vhs.data.released import ORACLE, ReleasedFile, released_file, released_files
 from vhs.errors import VhsError
 
-_FOLDER = {"single": "single_needle", "multi": "multi_needle"}
+EXPORTED_SUBSET = "VHs_large"  # the single-needle subset an export is written as (the one the official runners read)
+JULY_PREFIX = "coco/"  # July-2024 files name images from the folder above COCO's root
 
 
 def official_entry(catalog: Catalog, question: dict) -> dict:
@@ -35,46 +39,43 @@ def official_entry(catalog: Catalog, question: dict) -> dict:
     }
 
 
-def export_official(catalog: Catalog, questions: Iterable[dict], out_dir: Path) -> list[Path]:
-    """Write questions as `out_dir/{single,multi}_needle/visual_haystack_{N}.json`, streaming.
+def official_path(question: dict) -> str:
+    """Where the official runners read a question of this mode, needle count and size."""
+    if question["mode"] == "single":
+        size = ORACLE if question["size"] == 1 else question["size"]
+        return f"single_needle/{EXPORTED_SUBSET}/visual_haystack_{size}.json"
+    return f"multi_needle/multi_needle_{question['num_needles']}/visual_haystack_{question['size']}.json"
 
-    Questions must arrive grouped by (mode, size), as `vhs questions` produces them.
-    """
-    written: list[Path] = []
-    handle = None
-    current: tuple[str, int] | None = None
+
+def export_official(catalog: Catalog, questions: Iterable[dict], out_dir: Path) -> list[Path]:
+    """Write questions in the official layout under `out_dir`, streaming (one open file per path); returns the
+    files in the order they were started."""
+    handles: dict[Path, TextIO] = {}
     try:
         for question in questions:
-            key = (question["mode"], question["size"])
-            if key != current:
-                if handle is not None:
-                    handle.write("\n]\n")
-                    handle.close()
-                path = Path(out_dir) / _FOLDER[key[0]] / f"visual_haystack_{key[1]}.json"
-                if path in written:
-                    raise VhsError(f"questions for {key[0]} size {key[1]} are not grouped together")
+            path = Path(out_dir) / official_path(question)
+            if path not in handles:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                handle = path.open("w", encoding="utf-8")
-                handle.write("[\n")
-                written.append(path)
-                current = key
+                handles[path] = path.open("w", encoding="utf-8")
+                handles[path].write("[\n")
             else:
-                handle.write(",\n")
-            handle.write(json.dumps(official_entry(catalog, question), sort_keys=True))
+                handles[path].write(",\n")
+            handles[path].write(json.dumps(official_entry(catalog, question), sort_keys=True))
     finally:
-        if handle is not None:
+        for handle in handles.values():
             handle.write("\n]\n")
             handle.close()
-    return written
+    return list(handles)
 
 
-def import_official(catalog: Catalog, path: Path, seed: int) -> Iterator[dict]:
-    """Read a released `visual_haystack_{N}.json` into our question records.
+def file_identity(path: Path) -> str:
+    """What tells a file's questions from another file's of the same size: its released subset
+    (`VHs_large`, `multi_needle_2`, …), else the folder that holds it."""
+    released = released_file(path)
+    return released.subset if released else Path(path).parent.name or "file"
 
-    Image paths are resolved through the catalog; the presentation order of entry `i` is a
-    permutation drawn from (seed, i).
-    """
-    path = Path(path)
+
+def _read_entries(path: Path) -> list:
     if not path.is_file():
         raise VhsError(f"official question file not found: {path}")
     try:
@@ -83,7 +84,45 @@ def import_official(catalog: Catalog, path: Path, seed: int) -> Iterator[dict]:
         raise VhsError(f"corrupt official question file {path}: {exc}") from None
     if not isinstance(entries, list):
         raise VhsError(f"corrupt official question file {path}: expected a JSON list")
+    return entries
+
+
+def official_files(root: Path) -> list[ReleasedFile]:
+    """The released question files under a folder, in either layout."""
+    return released_files([p.relative_to(root).as_posix() for p in Path(root).rglob("*.json")])
+
+
+def official_profile(path: Path) -> str:
+    """The profile whose images a released file (or a folder of them) names: synth for our own exports of
+    synth questions (`images/…`), coco otherwise (`val2017/…`, `coco/val2017/…`)."""
+    path = Path(path)
+    entries = _read_entries(path if path.is_file() else path / official_files(path)[0].path)
+    first = entries[0].get("pos_image", [""])[0] if entries and isinstance(entries[0], dict) else ""
+    return "synth" if str(first).startswith("images/") else "coco"
+
+
+def import_official_tree(
+    catalog: Catalog, root: Path, seed: int, mode: str | None = None, sizes: tuple[int, ...] = ()
+) -> Iterator[dict]:
+    """Every released file under `root` (`vhs data vhs-official` puts them there), optionally of one mode and
+    some sizes (the oracle file is size 1)."""
+    for released in official_files(root):
+        size = 1 if released.size == ORACLE else int(released.size)
+        if (mode is None or released.mode == mode) and (not sizes or size in sizes):
+            yield from import_official(catalog, Path(root) / released.path, seed)
+
+
+def import_official(catalog: Catalog, path: Path, seed: int) -> Iterator[dict]:
+    """Read a released `visual_haystack_{N}.json` into our question records.
+
+    Image paths are resolved through the catalog (a July-2024 `coco/` prefix is dropped); the presentation
+    order of entry `i` is a permutation drawn from (seed, i); the qid names the file's subset, mode and size.
+    """
+    path = Path(path)
+    entries = _read_entries(path)
+    identity = file_identity(path)
     row_of_path = {p: row for row, p in enumerate(catalog.paths)}
+    row_of_path |= {JULY_PREFIX + p: row for p, row in row_of_path.items()}
 
     def rows_of(paths: list[str]) -> np.ndarray:
         missing = [p for p in paths if p not in row_of_path]
@@ -108,7 +147,7 @@ def import_official(catalog: Catalog, path: Path, seed: int) -> Iterator[dict]:
         target_col = catalog.category_index(target)
         catalog.category_index(anchor)
         yield {
-            "qid": f"official-{mode}-{size}-{index:04d}",
+            "qid": f"official-{identity}-{mode}-{size}-{index:04d}",
             "mode": mode,
             "quantifier": None if kind.mode == "single" else kind.name,
             "size": size,

@@ -241,6 +241,7 @@ def run_backend(
     label = backend.label()
     identity = backend.identity()
     images = HaystackImages(cache, options.data)
+    backend.read_data_from(options.data)
     rows: list[dict | None] = [None] * len(questions)
     pending: list[Pending] = []
     for index, question in enumerate(tqdm(questions, desc="prepare", unit="q", leave=False)):

@@ -6,6 +6,7 @@ declares its `Limits` so the runner can report an over-limit haystack as not ans
 """
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from vhs.protocol import Limits, Reply, Request, canonical
@@ -54,6 +55,10 @@ class Backend:
         """(input, output at most) dollars a request may cost: (0, 0) for a free backend; None when a paid one's
         price is unknown."""
         return None if self.paid else (0.0, 0.0)
+
+    def read_data_from(self, data: Path | None) -> None:
+        """Told by the runner where the questions' data set lives (`vhs eval --data`); a backend that reads
+        annotations (the oracle) uses it, the others need not."""
 
     def generate(self, request: Request) -> Reply:
         """Answer one request."""

@@ -52,8 +52,9 @@ TINY = Sizes()
 LLAVA_15_7B = Sizes(4096, 32, 32, 32064, 4096, 1024, 24, 16, 336, 14)  # llava-hf/llava-1.5-7b-hf
 
 
-def _tokenizer(chat_template: str):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def _tokenizer(chat_template: str | None, bos: bool = False):
+    """A byte-level BPE tokenizer trained on the prompt vocabulary; `bos`: it prefixes `<s>`, as Llama-3's does."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -63,6 +64,8 @@ def _tokenizer(chat_template: str):
         _CORPUS,
         trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
     )
+    if bos:
+        bpe.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bpe.token_to_id("<s>"))])
     return PreTrainedTokenizerFast(
         tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>", chat_template=chat_template
     )
@@ -154,3 +157,64 @@ def write_text_lm(directory: Path, sizes: Sizes = TINY, seed: int = 0) -> Path:
     LlamaForCausalLM(_llama_config(sizes, tokenizer)).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return Path(directory)
+
+
+# Config keys the released MIRAGE-8.3B checkpoint carries beside Llama's that our loader does not read (its
+# training flags; `qformer_num_attn_heads` is saved but the official Q-Former reads `qformer_num_attention_heads`).
+RELEASED_FLAGS = {
+    "architectures": ["LlavaLlamaForCausalLM"],
+    "mm_qformer": True,
+    "mm_retriever": True,
+    "mm_reduce_token_method": "qformer_query_aware",
+    "mm_patch_merge_type": "flat",
+    "mm_use_im_start_end": False,
+    "mm_use_im_patch_token": False,
+    "use_mm_proj": True,
+    "qformer_num_attn_heads": 12,
+    "qformer_max_position_embeddings": 1024,
+    "tokenizer_model_max_length": 2048,
+    "tokenizer_padding_side": "right",
+}
+
+
+def write_official_mirage(directory: Path, vision: Path, sizes: Sizes = TINY, queries: int = 4, seed: int = 0) -> Path:
+    """Save a random MIRAGE in the released checkpoint's layout (`vhs.mirage.official`), sizes scaled down:
+    config keys and parameter names as released, the retriever's unused template layer included, CLIP named
+    by path (`write_clip_vision`), a tokenizer that adds BOS."""
+    from safetensors.torch import save_file
+
+    from vhs.mirage.official import OfficialMirageConfig, OfficialMirageForCausalLM
+
+    tokenizer = _tokenizer(None, bos=True)
+    llama = _llama_config(sizes, tokenizer).to_dict()
+    for key in ("model_type", "transformers_version", "architectures"):
+        llama.pop(key, None)
+    config = OfficialMirageConfig(
+        mm_vision_tower=str(vision),
+        mm_hidden_size=sizes.vision_width,
+        qformer_hidden_size=sizes.vision_width,
+        qformer_num_attention_heads=sizes.vision_heads,
+        qformer_encoder_hidden_size=sizes.vision_width,
+        qformer_intermediate_size=sizes.vision_width,
+        qformer_num_query_tokens=queries,
+        retriever_layers=2,
+        retriever_heads=2,
+        retriever_feedforward=2 * sizes.width,
+        **llama,
+        **RELEASED_FLAGS,
+    )
+    torch.manual_seed(seed)
+    model = OfficialMirageForCausalLM(config)
+    trained = (model.model.qformer, model.model.mm_projector, model.model.retriever)
+    for parameter in (p for part in trained for p in part.parameters() if p.dim() > 1):
+        torch.nn.init.normal_(parameter, std=0.2)  # so that images differ: at init scale every image scores alike
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    template = "model.retriever.transformer_encoder.layers.0."
+    state |= {
+        k.replace(template, "model.retriever.encoder_layer."): v.clone() for k, v in state.items() if k.startswith(template)
+    }
+    directory = Path(directory)
+    config.save_pretrained(directory)
+    save_file(state, directory / "model.safetensors", metadata={"format": "pt"})
+    tokenizer.save_pretrained(directory)
+    return directory

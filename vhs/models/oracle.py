@@ -26,6 +26,13 @@ class OracleBackend(Backend):
         self._catalogs: dict[str, Catalog] = {}
         self._loading = threading.Lock()  # the runner calls from several threads: load each catalog once
 
+    def read_data_from(self, data: Path | None) -> None:
+        """The run's data directory, unless the spec named one (`oracle?data=DIR`)."""
+        with self._loading:
+            if self._data is None and data is not None:
+                self._data = Path(data)
+                self._catalogs.clear()
+
     def _catalog(self, dataset: str) -> Catalog:
         with self._loading:
             if dataset not in self._catalogs:

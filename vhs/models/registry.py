@@ -31,6 +31,7 @@ BACKENDS: dict[str, str] = {
     "synth-caption": "vhs.models.synth_caption:SynthCaptionBackend",
     "clip-retrieve": "vhs.models.clip_retrieve:ClipRetrieveBackend",
     "mirage": "vhs.models.mirage:MirageBackend",
+    "mirage-official": "vhs.models.mirage_official:OfficialMirageBackend",
 }
 
 

@@ -27,7 +27,7 @@ def test_questions_twice_gives_the_same_sha256(small_synth: Path, tmp_path: Path
 def test_questions_export_and_import_official(small_synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     base = ["questions", "--data", str(small_synth), "--sizes", "3", "--per-size", "4"]
     assert run(capsys, *base, "--out", str(tmp_path / "q.jsonl"), "--export-official", str(tmp_path / "official"))[0] == 0
-    released = tmp_path / "official/single_needle/visual_haystack_3.json"
+    released = tmp_path / "official/single_needle/VHs_large/visual_haystack_3.json"
     assert len(json.loads(released.read_text())) == 4
     code, out, _ = run(
         capsys,

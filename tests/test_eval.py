@@ -243,8 +243,8 @@ def test_needle_position_control(questions: list[dict], small_synth: Path, cache
 def test_unknown_model_is_one_clear_error() -> None:
     with pytest.raises(
         VhsError,
-        match="unknown model 'gpt5'; known: always-yes, anthropic, caption, clip-retrieve, gemini, hf, mirage, openai,"
-        " openrouter, oracle, random, synth-caption, synth-llava",
+        match="unknown model 'gpt5'; known: always-yes, anthropic, caption, clip-retrieve, gemini, hf, mirage,"
+        " mirage-official, openai, openrouter, oracle, random, synth-caption, synth-llava",
     ):
         load_backend("gpt5")
 

@@ -23,9 +23,10 @@ def test_export_then_import_keeps_every_question(small_catalog: Catalog, tmp_pat
     multi = list(qs.build_question_set(small_catalog, "multi", (5,), 8, 0, progress=False))
     written = export_official(small_catalog, iter(single + multi), tmp_path)
     assert [p.relative_to(tmp_path).as_posix() for p in written] == [
-        "single_needle/visual_haystack_1.json",
-        "single_needle/visual_haystack_10.json",
-        "multi_needle/visual_haystack_5.json",
+        "single_needle/VHs_large/visual_haystack_oracle.json",
+        "single_needle/VHs_large/visual_haystack_10.json",
+        "multi_needle/multi_needle_2/visual_haystack_5.json",
+        "multi_needle/multi_needle_3/visual_haystack_5.json",
     ]
     entry = json.loads(written[1].read_text())[0]
     assert entry["conversations"] == [
@@ -34,9 +35,10 @@ def test_export_then_import_keeps_every_question(small_catalog: Catalog, tmp_pat
     ]
     assert entry["pos_image"] == [small_catalog.paths[small_catalog.rows_of(single[4]["needle_ids"])[0]]]
     assert len(entry["neg_image"]) == 9 and entry["pos_image"][0].startswith("images/")
-    back = list(import_official(small_catalog, written[1], seed=0)) + list(import_official(small_catalog, written[2], seed=0))
-    assert all(same_content(a, b) for a, b in zip(single[4:] + multi, back, strict=True))
-    assert back[0]["qid"] == "official-single-10-0000"
+    back = [q for path in written[1:] for q in import_official(small_catalog, path, seed=0)]
+    multi_by_needles = sorted(multi, key=lambda q: q["num_needles"])  # each needle count is a file of its own
+    assert all(same_content(a, b) for a, b in zip(single[4:] + multi_by_needles, back, strict=True))
+    assert back[0]["qid"] == "official-VHs_large-single-10-0000"
 
 
 def test_import_orders_by_our_seed(small_catalog: Catalog, tmp_path: Path) -> None:

@@ -165,7 +165,10 @@ def load_strictly(path: str, dtype: torch.dtype) -> OfficialMirageForCausalLM:
     """The checkpoint at `path` (a hub id, downloaded on first use, or a folder) through transformers'
     `from_pretrained`; a key missing on either side or a shape that differs is a one-line `StrictLoadError`."""
     try:
-        model, info = OfficialMirageForCausalLM.from_pretrained(path, dtype=dtype, output_loading_info=True)
+        # A shape that differs is reported in `info` (and raised below as ours) rather than as transformers' error.
+        model, info = OfficialMirageForCausalLM.from_pretrained(
+            path, dtype=dtype, output_loading_info=True, ignore_mismatched_sizes=True
+        )
     except OSError as exc:
         raise VhsError(f"cannot load MIRAGE from {path!r}: {str(exc).splitlines()[0]}") from None
     for problem in ("missing_keys", "unexpected_keys", "mismatched_keys"):

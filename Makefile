@@ -1,5 +1,6 @@
 # make test       create .venv if missing, then run the tests
-# make reproduce  create .venv if missing, run every notebook for PROFILE, then build the book
+# make reproduce  create .venv if missing, run every notebook for PROFILE (SOURCE=official: chapters 3-5 on
+#                 the released questions), then build the book
 # make book       build _build/html from the executed notebooks
 # make models     train the synth profile's models that are missing (runs/): synth-*, mirage, mirage-query
 # make publish    push the built book (_build/html) to the gh-pages branch of REMOTE (default origin)
@@ -8,6 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 PROFILE ?= synth
+SOURCE ?= generated
 PARAMS ?=
 REMOTE ?= origin
 BOOKFLAGS ?=
@@ -45,15 +47,19 @@ test: setup
 # Rewritten only when the profile or the parameters change, so unchanged notebooks are not re-run.
 $(RUN_CONFIG): FORCE
 	@mkdir -p $(dir $@)
-	@echo "PROFILE=$(PROFILE) PARAMS=$(PARAMS)" | cmp -s - $@ || echo "PROFILE=$(PROFILE) PARAMS=$(PARAMS)" > $@
+	@echo "PROFILE=$(PROFILE) SOURCE=$(SOURCE) PARAMS=$(PARAMS)" | cmp -s - $@ || echo "PROFILE=$(PROFILE) SOURCE=$(SOURCE) PARAMS=$(PARAMS)" > $@
 
 build/notebooks/%.ipynb: notebooks/%.py | setup
 	@mkdir -p $(dir $@)
 	$(BIN)/jupytext --quiet --to ipynb --output $@ $<
 
+# Chapters 3-5 take their questions from SOURCE: generated here, or official (the released files, fetched
+# by `vhs data vhs-official`).
+book/notebooks/03_%.ipynb book/notebooks/04_%.ipynb book/notebooks/05_%.ipynb: CHAPTER_PARAMS = -p source $(SOURCE)
+
 book/notebooks/%.ipynb: build/notebooks/%.ipynb $(SOURCES) $(RUN_CONFIG) $(MODEL_DEPS) | setup
 	@mkdir -p $(dir $@)
-	$(BIN)/papermill --kernel python3 --cwd . $< $(@:.ipynb=.running.ipynb) -p profile $(PROFILE) $(PARAMS)
+	$(BIN)/papermill --kernel python3 --cwd . $< $(@:.ipynb=.running.ipynb) -p profile $(PROFILE) $(CHAPTER_PARAMS) $(PARAMS)
 	$(BIN)/vhs redact $(@:.ipynb=.running.ipynb)
 	mv $(@:.ipynb=.running.ipynb) $@
 

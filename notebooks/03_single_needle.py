@@ -20,12 +20,15 @@
 # LLaVA captions + Llama-3 for synth-caption) or is marked not run. A size a model cannot take at all
 # (its context window) is reported not answerable and drawn as no point, as the paper leaves such
 # sizes out; a size it can take for only some questions is a hollow marker, its accuracy over those.
+#
+# The questions of this build: {glue:text}`question-source`.
 
 # %% tags=["parameters"]
 profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
 seed = 0  # question seed
 sizes = "1,2,3,5,10,20,50,100,1000,10000"  # haystack sizes
 per_size = 50  # questions per size (even: yes/no pairs)
+source = "generated"  # generated (built here from seed) or official (the released files: `vhs data vhs-official`)
 models = "synth-llava,synth-caption,clip-retrieve,mirage"  # models trained here (or their coco counterparts), or backend specs
 paper_models = "GPT-4o,Gemini-1.5-pro,MIRAGE-8.3B,Caption Aggregation"  # the paper's curves drawn beside ours
 runs = "runs"  # where `make models` put the synth checkpoints
@@ -34,15 +37,15 @@ runs = "runs"  # where `make models` put the synth checkpoints
 import pandas as pd
 
 from vhs import findings, page, plots
-from vhs.book import chapter_results, record_finding
-from vhs.data import questions as qs
+from vhs.book import chapter_questions, chapter_results, record_finding
 from vhs.data.profiles import load_profile_catalog
 from vhs.metrics import summarize
 from vhs.paper import paper_curve, paper_sources
 
 catalog = load_profile_catalog(profile)
 size_list = tuple(int(s) for s in str(sizes).split(","))
-questions = list(qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False))
+questions, source_note = chapter_questions(catalog, "single", size_list, per_size, seed, source)
+page.text("question-source", source_note)
 results = chapter_results("3 single-needle", profile, models, questions, runs)
 summary = summarize(results)
 paper = pd.concat([paper_curve(name) for name in str(paper_models).split(",")], ignore_index=True)

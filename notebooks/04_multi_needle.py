@@ -19,12 +19,16 @@
 # the single-image question standing for 1) and haystacks of 5 to 10,000 images. Sizes below 5
 # given in `sizes` are left to the needles-only setting, as in the paper. MIRAGE and the CLIP-style
 # retriever keep their top 3 images on these questions.
+#
+# The haystack questions of this build: {glue:text}`question-source`. The needles-only questions
+# are always generated here (seed and count as above): the release holds no such file.
 
 # %% tags=["parameters"]
 profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
 seed = 0  # question seed
 sizes = "5,10,20,50,100,1000,10000"  # haystack sizes (5 and up)
 per_size = 40  # questions per size (even: yes/no pairs)
+source = "generated"  # generated (built here from seed) or official (the released files: `vhs data vhs-official`)
 models = "synth-llava,synth-caption,clip-retrieve,mirage"  # models trained here (or their coco counterparts), or backend specs
 paper_models = "GPT-4o,Gemini-1.5-pro,MIRAGE-8.3B,Caption Aggregation"  # the paper's curves drawn beside ours
 runs = "runs"  # where `make models` put the synth checkpoints
@@ -33,7 +37,7 @@ runs = "runs"  # where `make models` put the synth checkpoints
 import pandas as pd
 
 from vhs import findings, page, plots
-from vhs.book import chapter_results, record_finding
+from vhs.book import chapter_questions, chapter_results, record_finding
 from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.metrics import summarize
@@ -41,10 +45,9 @@ from vhs.paper import paper_curve, paper_sources
 
 catalog = load_profile_catalog(profile)
 haystacks = tuple(s for s in (int(s) for s in str(sizes).split(",")) if s >= 5)
-questions = [
-    *qs.needles_only(catalog, (1, 2, 3), per_size, seed),
-    *(qs.build_question_set(catalog, "multi", haystacks, per_size, seed, progress=False) if haystacks else ()),
-]
+in_haystacks, source_note = chapter_questions(catalog, "multi", haystacks, per_size, seed, source) if haystacks else ([], "none")
+questions = [*qs.needles_only(catalog, (1, 2, 3), per_size, seed), *in_haystacks]
+page.text("question-source", source_note)
 results = chapter_results("4 multi-needle", profile, models, questions, runs)
 summary = summarize(results)
 names = str(paper_models).split(",")

@@ -24,19 +24,21 @@
 # clusters its interval by question (`vhs.metrics.clustered_interval`). By construction, MIRAGE and
 # the CLIP-style retriever cannot depend on position on single-needle questions: each image is scored on its own and the LM sees
 # only the one kept; a position effect there would be a bug.
+#
+# The questions of this build, before each is placed at every position: {glue:text}`question-source`.
 
 # %% tags=["parameters"]
 profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)
 seed = 0  # question seed
 sizes = "2,3,5,10,20,100"  # haystack sizes (2 and up)
 per_size = 20  # questions per size (even: yes/no pairs)
+source = "generated"  # generated (built here from seed) or official (the released files: `vhs data vhs-official`)
 models = "synth-llava,synth-caption,clip-retrieve,mirage"  # models trained here (or their coco counterparts), or backend specs
 runs = "runs"  # where `make models` put the synth checkpoints
 
 # %% tags=["hide-input"]
 from vhs import findings, page, plots
-from vhs.book import chapter_results, record_finding
-from vhs.data import questions as qs
+from vhs.book import chapter_questions, chapter_results, record_finding
 from vhs.data.profiles import load_profile_catalog
 from vhs.eval.runner import at_each_position
 from vhs.metrics import needle_depth, summarize
@@ -44,7 +46,9 @@ from vhs.paper import paper_positions, paper_sources
 
 catalog = load_profile_catalog(profile)
 size_list = tuple(s for s in (int(s) for s in str(sizes).split(",")) if s >= 2)
-questions = at_each_position(qs.build_question_set(catalog, "single", size_list, per_size, seed, progress=False))
+base, source_note = chapter_questions(catalog, "single", size_list, per_size, seed, source)
+questions = at_each_position(base)
+page.text("question-source", source_note)
 results = chapter_results("5 needle position", profile, models, questions, runs)
 results["depth"] = needle_depth(results)
 summary = summarize(results, by=("model", "size", "depth"))

@@ -9,9 +9,13 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from tests.http_fixtures import in_thread
+from vhs.data.released import MIRAGE_REPO
+
+CLIP_REPO = "openai/clip-vit-large-patch14-336"
 
 
 @dataclass
@@ -160,3 +164,19 @@ class _Handler(BaseHTTPRequestHandler):
 def hub_serving(repos: dict[str, HubRepo], cut_first: frozenset[str] = frozenset()):
     """A FakeHub on 127.0.0.1, running for the duration of the block."""
     return in_thread(FakeHub(repos, cut_first))
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder`, by its path inside it."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def released_mirage(checkpoint: Path) -> dict[str, HubRepo]:
+    """A checkpoint written by `write_official_mirage` as the Hub holds the release: under its repository id,
+    naming its CLIP by the hub id, which serves the CLIP the checkpoint was written with."""
+    config = json.loads((checkpoint / "config.json").read_text())
+    files = folder_files(checkpoint) | {"config.json": json.dumps(config | {"mm_vision_tower": CLIP_REPO}).encode()}
+    return {
+        MIRAGE_REPO: HubRepo("model", {"main": files}),
+        CLIP_REPO: HubRepo("model", {"main": folder_files(Path(config["mm_vision_tower"]))}),
+    }

@@ -1,11 +1,13 @@
 """The book's shared pieces: which model each profile runs, the ledger of what was run, notebook parameters."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from vhs.book import (
+    NO_COUNTERPART,
     chapter_results,
     findings_table,
     model_specs,
@@ -20,7 +22,9 @@ from vhs.book import (
 )
 from vhs.data import questions as qs
 from vhs.data.catalog import Catalog
+from vhs.data.released import MIRAGE_REPO
 from vhs.eval.rows import RESULT_COLUMNS
+from vhs.eval.runner import Unavailable
 from vhs.findings import Finding
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,21 +36,48 @@ def test_model_specs_map_synth_names_per_profile_and_pass_specs_through() -> Non
         "mirage-query": "mirage:r/mirage-query",
         "openai:gpt-4o": "openai:gpt-4o",
     }
-    assert model_specs("coco", "synth-llava,synth-caption,mirage,clip-retrieve") == {
+    assert model_specs("coco", "synth-llava,synth-caption,clip-retrieve") == {
         "LLaVA-v1.5-7B": "hf:llava-hf/llava-1.5-7b-hf?context=2048",
         "Caption (LLaVA + Llama-3)": "caption:llava-hf/llava-1.5-7b-hf",
-        "MIRAGE": None,
-        "clip-retrieve": None,
+        "clip-retrieve": NO_COUNTERPART,
     }
 
 
-def test_the_coco_mirage_runs_once_its_checkpoint_exists(tmp_path: Path) -> None:
-    assert model_specs("coco", "mirage,mirage-query", str(tmp_path)) == {"MIRAGE": None, "MIRAGE (query-aware)": None}
-    (tmp_path / "coco-mirage").mkdir()
-    (tmp_path / "coco-mirage" / "config.json").write_text("{}")
+@pytest.fixture
+def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Hugging Face cache in place of this machine's."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def cached_model(cache: Path, repo: str, files: dict[str, str]) -> None:
+    """`repo` at main in the Hub's cache layout, as a download leaves it."""
+    folder, commit = cache / f"models--{repo.replace('/', '--')}", "0" * 40
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(commit)
+    for name, text in files.items():
+        (folder / "snapshots" / commit / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / "snapshots" / commit / name).write_text(text)
+
+
+def test_the_coco_mirages_run_once_their_weights_are_here(tmp_path: Path, hub_cache: Path) -> None:
+    absent = Unavailable(f"weights absent: {MIRAGE_REPO} is not downloaded (`vhs data mirage-official` on a GPU box)")
+    untrained = Unavailable(f"not trained: `vhs train mirage --profile coco --out {tmp_path}/coco-mirage-query` on a GPU box")
+    assert model_specs("coco", "mirage,mirage-query", str(tmp_path)) == {"MIRAGE-8.3B": absent, "MIRAGE (query-aware)": untrained}
+    cached_model(hub_cache, MIRAGE_REPO, {"config.json": json.dumps({"mm_vision_tower": "openai/clip-vit-large-patch14-336"})})
+    assert model_specs("coco", "mirage", str(tmp_path))["MIRAGE-8.3B"] == Unavailable(
+        "weights absent: its CLIP openai/clip-vit-large-patch14-336 is not downloaded (`vhs data mirage-official`)"
+    )
+    cached_model(hub_cache, "openai/clip-vit-large-patch14-336", {"config.json": "{}"})
+    (tmp_path / "coco-mirage-query").mkdir()
+    (tmp_path / "coco-mirage-query" / "config.json").write_text("{}")
     assert model_specs("coco", "mirage,mirage-query", str(tmp_path)) == {
-        "MIRAGE": f"mirage:{tmp_path}/coco-mirage",
-        "MIRAGE (query-aware)": None,
+        "MIRAGE-8.3B": "mirage-official",
+        "MIRAGE (query-aware)": f"mirage:{tmp_path}/coco-mirage-query",
     }
 
 
@@ -78,13 +109,18 @@ def test_notebook_parameters_read_names_defaults_and_comments() -> None:
     assert table["parameter"].tolist()[:2] == ["profile", "seed"]
 
 
-def test_the_retrievers_chapter_7_compares_are_the_specs_its_models_answer_with(tmp_path: Path) -> None:
+def test_the_retrievers_chapter_7_compares_are_the_specs_its_models_answer_with(tmp_path: Path, hub_cache: Path) -> None:
     assert retriever_specs("synth", "r") == {
         "mirage": "mirage:r/mirage",
         "clip (question)": "clip-retrieve:r/synth-clip?reader=r/synth-llava&query=question",
         "clip (anchor name)": "clip-retrieve:r/synth-clip?reader=r/synth-llava",
     }
-    assert retriever_specs("coco", str(tmp_path)) == {"mirage": None, "clip (question)": None, "clip (anchor name)": None}
+    absent = Unavailable(f"weights absent: {MIRAGE_REPO} is not downloaded (`vhs data mirage-official` on a GPU box)")
+    assert retriever_specs("coco", str(tmp_path)) == {
+        "mirage": absent,
+        "clip (question)": NO_COUNTERPART,
+        "clip (anchor name)": NO_COUNTERPART,
+    }
 
 
 def test_a_chapter_answers_through_the_shared_cache_and_records_what_it_ran(

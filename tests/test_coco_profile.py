@@ -1,6 +1,8 @@
 """The coco profile end to end on a tiny COCO directory: every chapter executed by papermill with
 `profile=coco`, as `make reproduce PROFILE=coco` runs them, with tiny random transformers models
-standing in for LLaVA-1.5 and Llama-3 (nothing downloaded) and no API key set."""
+standing in for LLaVA-1.5 and Llama-3 and no API key set. The released MIRAGE-8.3B is a tiny random
+checkpoint in its layout, fetched by `vhs data mirage-official` from a stand-in Hub into the Hub's
+cache, as on a GPU box; the chapters then run offline."""
 
 import json
 import os
@@ -16,7 +18,8 @@ pytest.importorskip("papermill")
 
 from tests.coco_fixtures import write_coco_dataset
 from tests.conftest import PROVIDER_ENV
-from vhs.models.hf_random import TINY, Sizes, write_llava, write_text_lm
+from tests.fake_hub import hub_serving, released_mirage
+from vhs.models.hf_random import TINY, Sizes, write_clip_vision, write_llava, write_official_mirage, write_text_lm
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.py"))
@@ -29,8 +32,17 @@ def coco_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_coco_dataset(work / "data" / "coco", images=60)
     llava = write_llava(work / "llava", Sizes(**{**TINY.__dict__, "context": 2048}))
     lm = write_text_lm(work / "lm", Sizes(**{**TINY.__dict__, "context": 4096}))
-    models = f"hf:{llava}?max_new_tokens=2,caption:{llava}?llm=hf:{lm}&caption_tokens=4,mirage,openai:gpt-4o"
-    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV} | {"VHS_DATA": str(work / "data"), "MPLBACKEND": "Agg"}
+    models = f"hf:{llava}?max_new_tokens=2,caption:{llava}?llm=hf:{lm}&caption_tokens=4,mirage,clip-retrieve,openai:gpt-4o"
+    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV} | {
+        "VHS_DATA": str(work / "data"),
+        "MPLBACKEND": "Agg",
+        "HF_HOME": str(work / "hf"),
+    }
+    released = write_official_mirage(work / "mirage", write_clip_vision(work / "clip"))
+    with hub_serving(released_mirage(released)) as hub:
+        fetch = [sys.executable, "-m", "vhs.cli", "data", "mirage-official"]
+        subprocess.run(fetch, check=True, env=env | {"HF_ENDPOINT": hub.endpoint}, capture_output=True)
+    env["HF_HUB_OFFLINE"] = "1"
     (work / "in").mkdir()
     (work / "out").mkdir()
     for source in NOTEBOOKS:
@@ -94,10 +106,13 @@ def test_every_chapter_runs_on_the_coco_profile_and_records_what_it_ran(coco_boo
         "8 cost and speed",
     }
     by_model = ledger.groupby("model")
-    assert (by_model.get_group("MIRAGE")["reason"] == "not built for this profile yet").all()
     assert (by_model.get_group("openai:gpt-4o")["reason"] == "no API key").all()
     llava = by_model.get_group(next(m for m in ledger["model"] if m.startswith("hf:")))
     assert (llava["answered"] > 0).all() and (llava["not_run"] == 0).all()  # the tiny LLaVA answered COCO images in every chapter
+    mirage = by_model.get_group("MIRAGE-8.3B")  # the released checkpoint, in every chapter that lists `mirage`
+    assert set(mirage["chapter"]) >= {"3 single-needle", "4 multi-needle", "5 needle position", "7 MIRAGE"}
+    assert (mirage["answered"] > 0).all() and (mirage["not_run"] == 0).all()
+    assert (by_model.get_group("clip-retrieve")["reason"] == "not built for this profile yet").all()
 
 
 def test_the_last_chapter_tabulates_the_coco_run(coco_book: Path) -> None:

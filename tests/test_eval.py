@@ -19,7 +19,7 @@ from vhs.data.catalog import Catalog
 from vhs.errors import VhsError
 from vhs.eval.retry import RetryPolicy, call_with_retries
 from vhs.eval.rows import STATUSES
-from vhs.eval.runner import RunOptions, at_each_position, evaluate, evaluate_models, place_needle, run_backend
+from vhs.eval.runner import RunOptions, Unavailable, at_each_position, evaluate, evaluate_models, place_needle, run_backend
 from vhs.metrics import needle_depth
 from vhs.models.base import Backend
 from vhs.models.registry import load_backend
@@ -252,10 +252,10 @@ def test_unknown_model_is_one_clear_error() -> None:
 def test_evaluate_models_labels_each_model_and_marks_a_missing_spec_not_run(small_catalog: Catalog, tmp_path: Path) -> None:
     questions = list(qs.build_question_set(small_catalog, "single", (2,), 2, 0, progress=False))
     cache = ResponseCache(tmp_path / "cache.sqlite")
-    table = evaluate_models({"yes": "always-yes", "truth": "oracle", "MIRAGE": None}, questions, cache)
+    table = evaluate_models({"yes": "always-yes", "truth": "oracle", "MIRAGE": Unavailable("weights absent")}, questions, cache)
     assert list(table["model"]) == ["yes", "yes", "truth", "truth", "MIRAGE", "MIRAGE"]
     assert list(table["status"]) == ["ok"] * 4 + ["not_run"] * 2
-    assert list(table["raw"][4:]) == ["not built for this profile yet"] * 2
+    assert list(table["raw"][4:]) == ["weights absent"] * 2
 
 
 def test_each_position_asks_every_index_of_small_haystacks_and_each_tenth_of_large_ones(small_catalog: Catalog) -> None:

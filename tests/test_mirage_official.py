@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 pytest.importorskip("transformers")
 
-from tests.fake_hub import HubRepo, hub_serving
+from tests.fake_hub import hub_serving, released_mirage
 from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.catalog import Catalog
@@ -35,7 +35,6 @@ from vhs.mirage.official import (
 from vhs.models.hf_random import write_clip_vision, write_official_mirage
 from vhs.models.mirage_official import OfficialMirageBackend
 
-CLIP_REPO = "openai/clip-vit-large-patch14-336"
 QUESTION = "Is there a dog?"
 
 
@@ -157,19 +156,11 @@ def test_vhs_eval_answers_a_synth_haystack_and_records_what_it_kept(released: Pa
     assert len(store.rows) == len({i for q in questions for i in q["image_ids"]}) and store.computed == 0
 
 
-def folder_files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-
-
 def test_vhs_data_mirage_official_downloads_the_checkpoint_and_its_clip_then_eval_runs_offline(
     released: Path, small_synth: Path, tmp_path: Path
 ) -> None:
-    config = json.loads((released / "config.json").read_text())
-    checkpoint = folder_files(released) | {"config.json": json.dumps(config | {"mm_vision_tower": CLIP_REPO}).encode()}
-    hub = {
-        MIRAGE_REPO: HubRepo("model", {"main": checkpoint}),
-        CLIP_REPO: HubRepo("model", {"main": folder_files(Path(config["mm_vision_tower"]))}),
-    }
+    hub = released_mirage(released)
+    checkpoint = hub[MIRAGE_REPO].revisions["main"]
     env = os.environ | {"HF_HOME": str(tmp_path / "hf"), "VHS_DATA": str(tmp_path / "data")}
     env.pop("HF_HUB_OFFLINE", None)
 

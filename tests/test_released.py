@@ -12,12 +12,13 @@ import pytest
 
 from tests.coco_fixtures import write_coco_dataset
 from tests.fake_hub import HubRepo, hub_serving
+from vhs.book import chapter_questions
 from vhs.cli import main
 from vhs.data import questions as qs
 from vhs.data.catalog import Catalog
 from vhs.data.official import export_official, import_official, import_official_tree, official_profile
 from vhs.data.profiles import load_profile_catalog
-from vhs.data.released import REPO, released_file, released_files
+from vhs.data.released import REPO, default_root, released_file, released_files
 from vhs.errors import VhsError
 
 SINGLE = "For the image with a person, is there a dog?"
@@ -195,3 +196,28 @@ def test_the_oracle_reads_the_data_directory_eval_was_given(
     assert main([*argv, "--cache", str(tmp_path / "c.sqlite")]) == 0, capsys.readouterr().err
     results = pd.read_parquet(out)
     assert (results["status"] == "ok").all() and results["correct"].all()
+
+
+def test_a_chapter_asks_the_released_questions_of_the_main_subset_and_says_so(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VHS_DATA", str(tmp_path))
+    with pytest.raises(VhsError, match=r"^source=official: no released questions under .*; run `vhs data vhs-official` first$"):
+        chapter_questions(catalog, "single", (3,), 2, 0, "official")
+    with pytest.raises(VhsError, match="^source is one of generated, official, not 'hub'$"):
+        chapter_questions(catalog, "single", (3,), 2, 0, "hub")
+    root = write_tree(default_root(), layouts(catalog)["2024-10"])
+    (root / "manifest.json").write_text(json.dumps({"repo": REPO, "commit": "c0ffee" * 7, "layout": "2024-10"}))
+    single, note = chapter_questions(catalog, "single", (1, 3, 7), 2, 0, "official")
+    assert [q["qid"] for q in single] == [
+        "official-VHs_large-single-1-0000",
+        "official-VHs_large-single-1-0001",
+        "official-VHs_large-single-3-0000",
+        "official-VHs_large-single-3-0001",
+    ]  # the first 2 per size of VHs_large; VHs_small, of the same size, left out
+    assert note == (
+        f"the released files of {REPO} at commit c0ffeec0ffee (2024-10 layout), the first 2 per size, in an order drawn"
+        " from seed 0; the release has no single-needle file of size 7"
+    )
+    multi, _ = chapter_questions(catalog, "multi", (5,), 2, 0, "official")
+    assert [q["qid"] for q in multi] == ["official-multi_needle_2-multi-5-0000", "official-multi_needle_2-multi-5-0001"]

@@ -3,11 +3,10 @@ ran, and the parameters each notebook takes.
 
 Each chapter names its models by their synth names (`synth-llava`, `synth-caption`,
 `clip-retrieve`, `mirage`, `mirage-query`). On the synth profile they are the checkpoints trained
-here (`make models`); on the coco profile each stands for its real counterpart, or for nothing yet
-(`None`, which `evaluate_models` reports "not run: not built for this profile yet"). The coco
-MIRAGE is trained on a GPU box (`vhs train mirage --profile coco --out RUNS/coco-mirage`) and is
-`None` until its checkpoint exists. Any other name
-is taken as a backend spec (`openai:gpt-4o`, `hf:…`) on either profile.
+here (`make models`); on the coco profile each stands for its real counterpart (`vhs.zoo`), or is
+`Unavailable` with the reason the ledger shows: no counterpart yet, the released MIRAGE-8.3B's
+weights not downloaded (`vhs data mirage-official`), the query-aware MIRAGE not yet trained on a GPU
+box. Any other name is taken as a backend spec (`openai:gpt-4o`, `hf:…`) on either profile.
 """
 
 import ast
@@ -20,8 +19,13 @@ import jupytext
 import pandas as pd
 
 from vhs.cache import ResponseCache
+from vhs.data import questions as qs
+from vhs.data.catalog import Catalog
+from vhs.data.official import chapter_set
+from vhs.data.released import MIRAGE_REPO, default_root, read_manifest
+from vhs.errors import VhsError
 from vhs.eval.estimate import estimate_paper_run, estimate_run, images_per_request, offline_backend
-from vhs.eval.runner import RunOptions, evaluate_models, run_backend
+from vhs.eval.runner import RunOptions, Unavailable, evaluate_models, run_backend
 from vhs.findings import Finding
 from vhs.metrics import SCORED
 from vhs.models.prices import format_usd
@@ -33,9 +37,12 @@ from vhs.zoo import MODELS
 LEDGER_COLUMNS = ("profile", "chapter", "model", "questions", "answered", "not_answerable", "errors", "not_run", "reason")
 
 
-def model_specs(profile: str, names: str, runs: str = "runs") -> dict[str, str | None]:
-    """Label -> backend spec for a notebook's comma-separated `models` on `profile`; None: not available there."""
-    specs: dict[str, str | None] = {}
+NO_COUNTERPART = Unavailable("not built for this profile yet")
+
+
+def model_specs(profile: str, names: str, runs: str = "runs") -> dict[str, str | Unavailable]:
+    """Label -> backend spec for a notebook's comma-separated `models` on `profile`, or why it cannot run there."""
+    specs: dict[str, str | Unavailable] = {}
     for name in (n.strip() for n in str(names).split(",") if n.strip()):
         model = MODELS.get(name)
         if model is None or not model.spec:
@@ -44,16 +51,46 @@ def model_specs(profile: str, names: str, runs: str = "runs") -> dict[str, str |
             specs[name] = trained_here(name, runs)
         else:
             label, spec = model.coco
-            specs[label] = _trained(spec.format(runs=runs)) if spec else None
+            specs[label] = _present(spec.format(runs=runs)) if spec else NO_COUNTERPART
     return specs
 
 
-def _trained(spec: str) -> str | None:
-    """A `mirage:DIR` spec only once DIR holds a checkpoint; any other spec as given."""
+def _present(spec: str) -> str | Unavailable:
+    """A coco spec as given once its weights are on this machine; otherwise what is missing and how to get it."""
     name, checkpoint, _ = parse_spec(spec)
     if name == "mirage" and not (Path(checkpoint) / "config.json").exists():
-        return None
+        return Unavailable(f"not trained: `vhs train mirage --profile coco --out {checkpoint}` on a GPU box")
+    if name == "mirage-official":
+        from vhs.mirage.official import missing_weights  # transformers loads only where the coco profile asks
+
+        missing = missing_weights(checkpoint or MIRAGE_REPO)
+        return Unavailable(missing) if missing else spec
     return spec
+
+
+SOURCES = ("generated", "official")  # a chapter's questions: built here from the seed, or the released files
+
+
+def chapter_questions(
+    catalog: Catalog, mode: str, sizes: tuple[int, ...], per_size: int, seed: int, source: str = "generated"
+) -> tuple[list[dict], str]:
+    """A chapter's questions of `mode` at `sizes`, and the sentence that says where they came from: generated
+    here from `seed`, or (`source="official"`) the released files `vhs data vhs-official` fetched."""
+    if source not in SOURCES:
+        raise VhsError(f"source is one of {', '.join(SOURCES)}, not {source!r}")
+    if source == "generated":
+        questions = list(qs.build_question_set(catalog, mode, sizes, per_size, seed, progress=False))
+        return questions, f"generated here by the benchmark's rules (seed {seed}, {per_size} per size)"
+    root = default_root()
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise VhsError(f"source=official: no released questions under {root}; run `vhs data vhs-official` first")
+    questions, absent = chapter_set(catalog, root, mode, sizes, per_size, seed)
+    note = (
+        f"the released files of {manifest['repo']} at commit {manifest['commit'][:12]} ({manifest['layout']} layout), "
+        f"the first {per_size} per size, in an order drawn from seed {seed}"
+    )
+    return questions, note + (f"; the release has no {mode}-needle file of size {', '.join(map(str, absent))}" if absent else "")
 
 
 def chapter_results(
@@ -75,10 +112,10 @@ RETRIEVERS = {
 }
 
 
-def retriever_specs(profile: str, runs: str = "runs") -> dict[str, str | None]:
+def retriever_specs(profile: str, runs: str = "runs") -> dict[str, str | Unavailable]:
     """Label -> backend spec of each retriever chapter 7 compares, from the same specs the chapters answer
-    with (`model_specs`); None where the profile has none yet."""
-    specs: dict[str, str | None] = {}
+    with (`model_specs`), or why the profile cannot run it."""
+    specs: dict[str, str | Unavailable] = {}
     for label, (name, option) in RETRIEVERS.items():
         (spec,) = model_specs(profile, name, runs).values()
         specs[label] = f"{spec}{'&' if '?' in spec else '?'}{option}" if spec and option else spec
@@ -90,7 +127,7 @@ def retriever_specs(profile: str, runs: str = "runs") -> dict[str, str | None]:
 TRAINED_BACKENDS = frozenset(parse_spec(model.spec)[0] for model in MODELS.values() if model.spec)
 
 
-def image_tokens(specs: dict[str, str | None]) -> dict[str, int]:
+def image_tokens(specs: dict[str, str | Unavailable]) -> dict[str, int]:
     """Label -> tokens one image takes in the LM's context, for each available spec of a model trained here
     whose backend fixes it (the others are left out)."""
     tokens = {}

@@ -84,7 +84,7 @@ MODELS: dict[str, TrainedModel] = {
             steps=1500,
             options={"compression": "image"},
             spec="mirage:{runs}/mirage",
-            coco=("MIRAGE", "mirage:{runs}/coco-mirage"),
+            coco=("MIRAGE-8.3B", "mirage-official"),  # the released checkpoint (`vhs data mirage-official`)
         ),
         TrainedModel(
             "mirage-query",

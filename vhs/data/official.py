@@ -10,6 +10,7 @@ for k needles.
 
 import json
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
@@ -20,6 +21,7 @@ from vhs.data.kinds import parse_question
 from vhs.data.released import ORACLE, ReleasedFile, released_file, released_files
 from vhs.errors import VhsError
 
+SMALL_SUBSET = "VHs_small"  # both layouts' smaller draw of the single-needle sizes
 EXPORTED_SUBSET = "VHs_large"  # the single-needle subset an export is written as (the one the official runners read)
 JULY_PREFIX = "coco/"  # July-2024 files name images from the folder above COCO's root
 
@@ -110,6 +112,26 @@ def import_official_tree(
         size = 1 if released.size == ORACLE else int(released.size)
         if (mode is None or released.mode == mode) and (not sizes or size in sizes):
             yield from import_official(catalog, Path(root) / released.path, seed)
+
+
+def chapter_set(
+    catalog: Catalog, root: Path, mode: str, sizes: tuple[int, ...], per_size: int, seed: int
+) -> tuple[list[dict], tuple[int, ...]]:
+    """The released questions a chapter asks in place of generated ones, and the sizes the release lacks.
+
+    Per size, the first `per_size` questions of the main subset, shared evenly among that size's files (the 2-
+    and the 3-needle file of a multi-needle size); `VHs_small`, a smaller draw of the same sizes, is left out.
+    """
+    files: dict[int, list[ReleasedFile]] = {}
+    for released in official_files(root):
+        if released.mode == mode and released.subset != SMALL_SUBSET:
+            files.setdefault(1 if released.size == ORACLE else int(released.size), []).append(released)
+    questions = []
+    for size in sizes:
+        share = -(-per_size // len(files.get(size, [None])))
+        for released in files.get(size, []):
+            questions += list(islice(import_official(catalog, Path(root) / released.path, seed), share))
+    return questions, tuple(size for size in sizes if size not in files)
 
 
 def import_official(catalog: Catalog, path: Path, seed: int) -> Iterator[dict]:

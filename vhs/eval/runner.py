@@ -460,21 +460,29 @@ def evaluate(model: str, questions: Iterable[dict], cache: ResponseCache, option
     return run_backend(backend, questions, cache, options)
 
 
+@dataclass(frozen=True)
+class Unavailable:
+    """A model a profile cannot run, and why; falsy, so that `if spec` reads "this model can run"."""
+
+    reason: str
+
+    def __bool__(self) -> bool:
+        return False
+
+
 def evaluate_models(
-    specs: dict[str, str | None],
+    specs: dict[str, str | Unavailable],
     questions: Iterable[dict],
     cache: ResponseCache,
     options: RunOptions = RunOptions(),
-    unavailable: str = "not built for this profile yet",
 ) -> pd.DataFrame:
     """Every model of `specs` (label -> spec) over the same questions, rows labelled by the label (a spec used as a
-    label loses its secrets); a spec of None (a model the profile cannot run) is marked `not_run` with the reason
-    `unavailable`."""
+    label loses its secrets); an `Unavailable` one is marked `not_run` with its reason."""
     questions = list(questions)
     tables = [
-        evaluate(spec, questions, cache, options).assign(model=public_spec(label))
-        if spec is not None
-        else not_run_table(questions[: options.limit], public_spec(label), unavailable)
+        not_run_table(questions[: options.limit], public_spec(label), spec.reason)
+        if isinstance(spec, Unavailable)
+        else evaluate(spec, questions, cache, options).assign(model=public_spec(label))
         for label, spec in specs.items()
     ]
     return pd.concat(tables, ignore_index=True)

@@ -177,10 +177,38 @@ RELEASED_FLAGS = {
 }
 
 
-def write_official_mirage(directory: Path, vision: Path, sizes: Sizes = TINY, queries: int = 4, seed: int = 0) -> Path:
-    """Save a random MIRAGE in the released checkpoint's layout (`vhs.mirage.official`), sizes scaled down:
-    config keys and parameter names as released, the retriever's unused template layer included, CLIP named
-    by path (`write_clip_vision`), a tokenizer that adds BOS."""
+# The released MIRAGE-8.3B's sizes: Llama-3.1-8B and CLIP ViT-L/14-336; its config keys `Sizes` does not derive
+# (Llama-3.1's MLP width and grouped KV heads). The Q-Former and retriever keep the official defaults.
+MIRAGE_8B = Sizes(4096, 32, 32, 128256, 8192, 1024, 24, 16, 336, 14)
+MIRAGE_8B_CONFIG = {"intermediate_size": 14336, "num_key_value_heads": 8}
+
+
+def _small_parts(sizes: Sizes) -> dict:
+    """The Q-Former (4 queries) and retriever (2 layers) scaled down to `sizes`, for tests."""
+    return {
+        "qformer_hidden_size": sizes.vision_width,
+        "qformer_num_attention_heads": sizes.vision_heads,
+        "qformer_encoder_hidden_size": sizes.vision_width,
+        "qformer_intermediate_size": sizes.vision_width,
+        "qformer_num_query_tokens": 4,
+        "retriever_layers": 2,
+        "retriever_heads": 2,
+        "retriever_feedforward": 2 * sizes.width,
+    }
+
+
+def write_official_mirage(
+    directory: Path,
+    vision: Path,
+    sizes: Sizes = TINY,
+    config: dict | None = None,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Save a random MIRAGE in the released checkpoint's layout (`vhs.mirage.official`): config keys and
+    parameter names as released, the retriever's unused template layer included, CLIP named by path
+    (`write_clip_vision`), a tokenizer that adds BOS. `config` sets keys over those derived from `sizes`;
+    None scales the Q-Former and retriever down too (`MIRAGE_8B` with `MIRAGE_8B_CONFIG`: the released sizes)."""
     from safetensors.torch import save_file
 
     from vhs.mirage.official import OfficialMirageConfig, OfficialMirageForCausalLM
@@ -189,32 +217,26 @@ def write_official_mirage(directory: Path, vision: Path, sizes: Sizes = TINY, qu
     llama = _llama_config(sizes, tokenizer).to_dict()
     for key in ("model_type", "transformers_version", "architectures"):
         llama.pop(key, None)
-    config = OfficialMirageConfig(
-        mm_vision_tower=str(vision),
-        mm_hidden_size=sizes.vision_width,
-        qformer_hidden_size=sizes.vision_width,
-        qformer_num_attention_heads=sizes.vision_heads,
-        qformer_encoder_hidden_size=sizes.vision_width,
-        qformer_intermediate_size=sizes.vision_width,
-        qformer_num_query_tokens=queries,
-        retriever_layers=2,
-        retriever_heads=2,
-        retriever_feedforward=2 * sizes.width,
-        **llama,
-        **RELEASED_FLAGS,
-    )
+    keys = llama | RELEASED_FLAGS | {"mm_vision_tower": str(vision), "mm_hidden_size": sizes.vision_width}
+    model_config = OfficialMirageConfig(**keys | (_small_parts(sizes) if config is None else config))
     torch.manual_seed(seed)
-    model = OfficialMirageForCausalLM(config)
-    trained = (model.model.qformer, model.model.mm_projector, model.model.retriever)
-    for parameter in (p for part in trained for p in part.parameters() if p.dim() > 1):
-        torch.nn.init.normal_(parameter, std=0.2)  # so that images differ: at init scale every image scores alike
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # built in `dtype`: the released size in float32 would take 36 GB
+    try:
+        model = OfficialMirageForCausalLM(model_config)
+    finally:
+        torch.set_default_dtype(default)
+    if config is None:
+        trained = (model.model.qformer, model.model.mm_projector, model.model.retriever)
+        for parameter in (p for part in trained for p in part.parameters() if p.dim() > 1):
+            torch.nn.init.normal_(parameter, std=0.2)  # so that images differ: at init scale every image scores alike
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     template = "model.retriever.transformer_encoder.layers.0."
     state |= {
         k.replace(template, "model.retriever.encoder_layer."): v.clone() for k, v in state.items() if k.startswith(template)
     }
     directory = Path(directory)
-    config.save_pretrained(directory)
+    model_config.save_pretrained(directory)
     save_file(state, directory / "model.safetensors", metadata={"format": "pt"})
     tokenizer.save_pretrained(directory)
     return directory

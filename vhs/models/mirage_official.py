@@ -5,12 +5,14 @@ folder), strictly, with CLIP from the checkpoint's `mm_vision_tower` (`vhs.mirag
 distinct image's 32 projected tokens are computed once and kept in a feature store under
 `$VHS_DATA/cache/mirage-official/<weights revision>/`, as for the MIRAGE trained here, so a 10,000-image
 haystack encodes only the images it has not seen. Each reply carries the kept haystack positions, from
-which the runner computes the needles' recall. Options: `device`, `dtype` (auto: bfloat16 on CUDA,
-float32 on the CPU), `max_new_tokens` (8; the official script allows 512, the answer is its first word).
+which the runner computes the needles' recall. Options: `store` (another feature store folder), `device`,
+`dtype` (auto: bfloat16 on CUDA, float32 on the CPU), `max_new_tokens` (8; the official script allows 512,
+the answer is its first word).
 """
 
 import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -30,7 +32,9 @@ class OfficialMirageBackend(BatchedBackend, Retriever):
     name = "mirage-official"
     batch_size = 1  # one haystack at a time: a large one is chunked inside
 
-    def __init__(self, model_id: str = "", device: str = "auto", dtype: str = "auto", max_new_tokens: str = "8") -> None:
+    def __init__(
+        self, model_id: str = "", store: str = "", device: str = "auto", dtype: str = "auto", max_new_tokens: str = "8"
+    ) -> None:
         model_id = model_id or MIRAGE_REPO
         self.model = ReleasedMirage(model_id, device, dtype)
         revision = weights_revision(model_id, self.model.config)
@@ -43,7 +47,7 @@ class OfficialMirageBackend(BatchedBackend, Retriever):
         self.limits = Limits()
         self.image_tokens = self.model.queries
         digest = hashlib.sha256(f"{model_id}\n{revision}\n{self.params['dtype']}".encode()).hexdigest()[:16]
-        self.store = FeatureStore(data_root() / "cache" / "mirage-official" / digest, self._tokens)
+        self.store = FeatureStore(Path(store) if store else data_root() / "cache" / "mirage-official" / digest, self._tokens)
 
     def _tokens(self, images: Sequence[ImageRef]) -> torch.Tensor:
         return self.model.image_tokens([image.path for image in images])

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from vhs.book import (
-    NO_COUNTERPART,
     chapter_results,
     findings_table,
     model_specs,
@@ -29,6 +28,8 @@ from vhs.findings import Finding
 
 REPO = Path(__file__).resolve().parents[1]
 
+CLIP_SPEC = "clip-retrieve:openai/clip-vit-large-patch14-336?reader=hf:llava-hf/llava-1.5-7b-hf"
+
 
 def test_model_specs_map_synth_names_per_profile_and_pass_specs_through() -> None:
     assert model_specs("synth", "synth-llava, mirage-query,openai:gpt-4o", "r") == {
@@ -39,7 +40,7 @@ def test_model_specs_map_synth_names_per_profile_and_pass_specs_through() -> Non
     assert model_specs("coco", "synth-llava,synth-caption,clip-retrieve") == {
         "LLaVA-v1.5-7B": "hf:llava-hf/llava-1.5-7b-hf?context=2048",
         "Caption (LLaVA + Llama-3)": "caption:llava-hf/llava-1.5-7b-hf",
-        "clip-retrieve": NO_COUNTERPART,
+        "CLIP-L/14-336 + LLaVA": CLIP_SPEC,
     }
 
 
@@ -118,8 +119,8 @@ def test_the_retrievers_chapter_7_compares_are_the_specs_its_models_answer_with(
     absent = Unavailable(f"weights absent: {MIRAGE_REPO} is not downloaded (`vhs data mirage-official` on a GPU box)")
     assert retriever_specs("coco", str(tmp_path)) == {
         "mirage": absent,
-        "clip (question)": NO_COUNTERPART,
-        "clip (anchor name)": NO_COUNTERPART,
+        "clip (question)": f"{CLIP_SPEC}&query=question",
+        "clip (anchor name)": CLIP_SPEC,
     }
 
 

@@ -152,3 +152,29 @@ def test_vhs_eval_runs_a_tiny_llava_end_to_end(models, small_synth, tmp_path):
     assert table["images_sent"].tolist()[:4] == [1, 1, 2, 2]
     assert main(args) == 0  # a second run answers every question from the cache
     assert pd.read_parquet(out)["cached"].sum() == 4
+
+
+def test_clip_retrieve_with_a_transformers_clip_ranks_by_its_embeddings_and_the_reader_answers_the_top_k(
+    models, images, tmp_path
+) -> None:
+    from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+
+    from vhs.models.clip_retrieve import ClipRetrieveBackend
+    from vhs.models.hf_random import write_clip
+    from vhs.protocol import open_rgb
+
+    clip = write_clip(tmp_path / "clip")
+    backend = ClipRetrieveBackend(str(clip), reader=f"hf:{models['llava']}", store=str(tmp_path / "store"))
+    request = Request("For the image with a dog, is there a cat?", tuple(images[:6]), kind="all", anchor="dog")
+    scores = backend.relevance(request)
+    model, tokenizer = CLIPModel.from_pretrained(clip), AutoTokenizer.from_pretrained(clip)
+    pixels = CLIPImageProcessor.from_pretrained(clip)(images=[open_rgb(i.path) for i in images[:6]], return_tensors="pt")
+    with torch.no_grad():
+        embedded = model.visual_projection(model.vision_model(**pixels).pooler_output)
+        text = model.text_projection(model.text_model(**tokenizer(["a dog"], return_tensors="pt")).pooler_output)
+    embedded, text = (torch.nn.functional.normalize(x, dim=-1) for x in (embedded, text))
+    assert torch.allclose(scores, (embedded @ text[0]), atol=1e-5)
+    reply = backend.generate(request)
+    assert reply.kept == tuple(sorted(scores.argsort(descending=True)[:3].tolist())) and reply.images_sent == 3
+    assert backend.ranker.embeddings.computed == 6  # each image embedded once, then read from the store
+    assert backend.identity()["params"]["reader"]["backend"] == "hf"

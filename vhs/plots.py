@@ -32,7 +32,7 @@ FONT = 9  # points: the smallest legend, tick and label text
 _FAMILIES = {
     "#1f77b4": ("synth-llava", "LLaVA-v1.5-7B"),
     "#ff7f0e": ("synth-caption", "Caption Aggregation", "Caption-based (LLaVA + Llama-3)"),
-    "#2ca02c": ("clip-retrieve",),
+    "#2ca02c": ("clip-retrieve", "CLIP-L/14-336 + LLaVA"),
     "#d62728": ("mirage", "MIRAGE-8.3B", "MIRAGE (v1, Vicuna-7B)"),
     "#9467bd": ("mirage-query",),
     "#8c564b": ("openai:gpt-4o", "GPT-4o", "GPT-4o (low-res)"),

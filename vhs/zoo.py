@@ -73,7 +73,8 @@ MODELS: dict[str, TrainedModel] = {
             "clip-retrieve",
             "synth-clip ranking the haystack by the anchor's name, synth-llava answering on the top k",
             spec="clip-retrieve:{runs}/synth-clip?reader={runs}/synth-llava",
-            coco=("clip-retrieve", None),
+            # CLIP (downloaded on first use) ranking COCO images, LLaVA-1.5 answering on the top k
+            coco=("CLIP-L/14-336 + LLaVA", "clip-retrieve:openai/clip-vit-large-patch14-336?reader=hf:llava-hf/llava-1.5-7b-hf"),
         ),
         TrainedModel(
             "mirage",

@@ -120,6 +120,28 @@ def write_clip_vision(directory: Path, sizes: Sizes = TINY, seed: int = 0) -> Pa
     return Path(directory)
 
 
+def write_clip(directory: Path, sizes: Sizes = TINY, seed: int = 0) -> Path:
+    """Save a random CLIP, text tower included, with its tokenizer and image processor to `directory`: what
+    `openai/clip-vit-large-patch14-336` is to clip-retrieve, and (its vision tower) to the released MIRAGE."""
+    from transformers import CLIPConfig, CLIPModel
+
+    tokenizer = _tokenizer(None)
+    vision = _vision_config(sizes)
+    text = {"vocab_size": len(tokenizer), "hidden_size": sizes.vision_width, "intermediate_size": 4 * sizes.vision_width}
+    text |= {"num_hidden_layers": sizes.vision_layers, "num_attention_heads": sizes.vision_heads, "max_position_embeddings": 77}
+    text |= {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    config = CLIPConfig(text_config=text, vision_config=vision.to_dict(), projection_dim=sizes.vision_width)
+    torch.manual_seed(seed)
+    CLIPModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    _image_processor(sizes).save_pretrained(directory)
+    return Path(directory)
+
+
 def write_llava(directory: Path, sizes: Sizes = TINY, seed: int = 0, dtype: torch.dtype = torch.float32) -> Path:
     """Save a random LLaVA-1.5-style model (CLIP tower, Llama LM) with its processor to `directory`."""
     from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor

@@ -21,7 +21,7 @@
 # (its context window) is reported not answerable and drawn as no point, as the paper leaves such
 # sizes out; a size it can take for only some questions is a hollow marker, its accuracy over those.
 #
-# The questions of this build: {glue:text}`question-source`.
+# The questions of this build: {glue:md}`question-source`.
 
 # %% tags=["parameters"]
 profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)

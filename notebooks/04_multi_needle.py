@@ -20,7 +20,7 @@
 # given in `sizes` are left to the needles-only setting, as in the paper. MIRAGE and the CLIP-style
 # retriever keep their top 3 images on these questions.
 #
-# The haystack questions of this build: {glue:text}`question-source`. The needles-only questions
+# The haystack questions of this build: {glue:md}`question-source`. The needles-only questions
 # are always generated here (seed and count as above): the release holds no such file.
 
 # %% tags=["parameters"]

@@ -25,7 +25,7 @@
 # the CLIP-style retriever cannot depend on position on single-needle questions: each image is scored on its own and the LM sees
 # only the one kept; a position effect there would be a bug.
 #
-# The questions of this build, before each is placed at every position: {glue:text}`question-source`.
+# The questions of this build, before each is placed at every position: {glue:md}`question-source`.
 
 # %% tags=["parameters"]
 profile = "synth"  # synth (generated scenes, models trained here) or coco (GPU box)

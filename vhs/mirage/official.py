@@ -170,7 +170,8 @@ def load_strictly(path: str, dtype: torch.dtype) -> OfficialMirageForCausalLM:
             path, dtype=dtype, output_loading_info=True, ignore_mismatched_sizes=True
         )
     except OSError as exc:
-        raise VhsError(f"cannot load MIRAGE from {path!r}: {str(exc).splitlines()[0]}") from None
+        hint = "" if Path(path).is_dir() else " (`vhs data mirage-official` downloads it)"
+        raise VhsError(f"cannot load MIRAGE from {path!r}: {str(exc).splitlines()[0]}{hint}") from None
     for problem in ("missing_keys", "unexpected_keys", "mismatched_keys"):
         keys = sorted(str(k) for k in info.get(problem) or ())
         if keys:

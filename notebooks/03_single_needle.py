@@ -17,7 +17,8 @@
 # questions. On the synth profile these are the models trained here (`make models`): the LLaVA-style
 # full-context model, caption-then-LLM, CLIP-style retrieval feeding the LLaVA-style reader, and
 # MIRAGE; on the coco profile, each stands for its real counterpart (LLaVA-v1.5-7B for synth-llava,
-# LLaVA captions + Llama-3 for synth-caption) or is marked not run. A size a model cannot take at all
+# LLaVA captions + Llama-3 for synth-caption, CLIP ViT-L/14-336 feeding LLaVA for clip-retrieve, the
+# released MIRAGE-8.3B for mirage) or is marked not run with the reason. A size a model cannot take at all
 # (its context window) is reported not answerable and drawn as no point, as the paper leaves such
 # sizes out; a size it can take for only some questions is a hollow marker, its accuracy over those.
 #

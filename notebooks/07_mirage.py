@@ -168,7 +168,8 @@ page.table(budget, digits=1)
 # Needle recall@k of MIRAGE's co-trained retriever (given the question), and of the CLIP-style
 # retriever given the same question text (as it would be in practice) or only the anchor's name,
 # on the same haystacks; reported whichever way it comes out. Each comes from the same model spec
-# that answers above, so on the coco profile it runs once a coco MIRAGE exists.
+# that answers above: on the coco profile, the released MIRAGE-8.3B's retriever (once `vhs data
+# mirage-official` has downloaded it) against CLIP ViT-L/14-336 through transformers.
 #
 # ```{glue:figure} recall
 # :name: fig-recall

@@ -78,15 +78,20 @@ ran
 #
 # ```bash
 # vhs data coco --root data/coco                    # COCO 2017 val + train, resumable, MD5-checked
+# vhs data mirage-official                          # the released MIRAGE-8.3B and its CLIP
+# vhs data vhs-official                             # the released questions, for SOURCE=official
 # export OPENAI_API_KEY=… ANTHROPIC_API_KEY=… GEMINI_API_KEY=…   # each one optional
-# make reproduce PROFILE=coco
+# make reproduce PROFILE=coco                       # SOURCE=official: chapters 3-5 on the released questions
 # ```
 #
 # On coco each chapter's synth model stands for its real counterpart, downloaded on first use:
 # synth-llava for `hf:llava-hf/llava-1.5-7b-hf?context=2048` (the 2,048-token window it was trained
 # with, as in the paper) and synth-caption for LLaVA captions read by
-# `hf:meta-llama/Meta-Llama-3-8B-Instruct`; the CLIP-style retriever and MIRAGE are not built for
-# coco yet and appear as not run. A commercial model without its key
+# `hf:meta-llama/Meta-Llama-3-8B-Instruct`; clip-retrieve for CLIP ViT-L/14-336 ranking the images and
+# LLaVA-1.5 answering on the top k; mirage for the released MIRAGE-8.3B (`mirage-official`), which runs
+# once `vhs data mirage-official` has downloaded it and is otherwise not run ("weights absent");
+# mirage-query for a query-aware MIRAGE trained there (`vhs train mirage-query --profile coco`), not run
+# until it is. A commercial model without its key
 # appears as not run; with it, chapter 2 asks at most `max_requests` paid questions per model.
 # Any OpenAI-compatible server (vLLM, SGLang, llama.cpp) is a model too:
 # `-p models "openai:Qwen/Qwen2-VL-7B-Instruct@http://127.0.0.1:8000/v1"`.

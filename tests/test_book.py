@@ -67,7 +67,8 @@ def cached_model(cache: Path, repo: str, files: dict[str, str]) -> None:
 
 def test_the_coco_mirages_run_once_their_weights_are_here(tmp_path: Path, hub_cache: Path) -> None:
     absent = Unavailable(f"weights absent: {MIRAGE_REPO} is not downloaded (`vhs data mirage-official` on a GPU box)")
-    untrained = Unavailable(f"not trained: `vhs train mirage --profile coco --out {tmp_path}/coco-mirage-query` on a GPU box")
+    command = f"vhs train mirage-query --profile coco --out {tmp_path}/coco-mirage-query"
+    untrained = Unavailable(f"not trained: `{command}` on a GPU box")
     assert model_specs("coco", "mirage,mirage-query", str(tmp_path)) == {"MIRAGE-8.3B": absent, "MIRAGE (query-aware)": untrained}
     cached_model(hub_cache, MIRAGE_REPO, {"config.json": json.dumps({"mm_vision_tower": "openai/clip-vit-large-patch14-336"})})
     assert model_specs("coco", "mirage", str(tmp_path))["MIRAGE-8.3B"] == Unavailable(

@@ -20,6 +20,7 @@ pytest.importorskip("papermill")
 from tests.coco_fixtures import write_coco_dataset
 from tests.conftest import PROVIDER_ENV
 from tests.fake_hub import HubRepo, folder_files, hub_serving, released_mirage
+from vhs.data.released import REPO as QUESTIONS_REPO
 from vhs.models.hf_random import TINY, Sizes, write_clip, write_llava, write_official_mirage, write_text_lm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,13 +43,25 @@ def coco_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     released = write_official_mirage(work / "mirage", write_clip(work / "clip"))
     hub = released_mirage(released) | {LLAVA_REPO: HubRepo("model", {"main": folder_files(llava)})}
+    hub[QUESTIONS_REPO] = HubRepo("dataset", {"main": folder_files(released_questions(work, env))})
     (work / "in").mkdir()
     (work / "out").mkdir()
     with hub_serving(hub) as server:
         env["HF_ENDPOINT"] = server.endpoint  # what a chapter downloads on first use comes from here
-        subprocess.run([sys.executable, "-m", "vhs.cli", "data", "mirage-official"], check=True, env=env, capture_output=True)
+        for fetch in ("mirage-official", "vhs-official"):
+            subprocess.run([sys.executable, "-m", "vhs.cli", "data", fetch], check=True, env=env, capture_output=True)
         run_chapters(work, env, models)
     return work
+
+
+def released_questions(work: Path, env: dict[str, str]) -> Path:
+    """Single-needle questions of sizes 1-3 on the test's COCO, written in the released layout (the Hub's stand-in
+    serves them as `tsunghanwu/visual_haystacks`)."""
+    out = work / "release"
+    argv = ["questions", "--profile", "coco", "--sizes", "1,2,3", "--per-size", "4", "--seed", "5"]
+    argv += ["--out", str(work / "q.jsonl"), "--export-official", str(out)]
+    subprocess.run([sys.executable, "-m", "vhs.cli", *argv], check=True, env=env, capture_output=True)
+    return out
 
 
 def run_chapters(work: Path, env: dict[str, str], models: str) -> None:
@@ -80,6 +93,8 @@ def run_chapters(work: Path, env: dict[str, str], models: str) -> None:
             "notebooks",
             str(REPO / "notebooks"),
         ]
+        if source.stem[:2] in ("03", "04", "05"):
+            params += ["-p", "source", "official"]  # as `make reproduce SOURCE=official`: the released questions
         run = subprocess.run(
             [
                 sys.executable,
@@ -121,6 +136,14 @@ def test_every_chapter_runs_on_the_coco_profile_and_records_what_it_ran(coco_boo
     assert (mirage["answered"] > 0).all() and (mirage["not_run"] == 0).all()
     clip = by_model.get_group("CLIP-L/14-336 + LLaVA")  # a transformers CLIP ranking, LLaVA answering on the top k
     assert (clip["answered"] > 0).all() and (clip["not_run"] == 0).all()
+
+
+def test_chapters_3_to_5_ask_the_released_questions_and_say_so(coco_book: Path) -> None:
+    for name in ("03_single_needle", "05_needle_position"):
+        notebook = (coco_book / "out" / f"{name}.ipynb").read_text()
+        assert f"the released files of {QUESTIONS_REPO} at commit" in notebook
+    # chapter 4 asks no haystack of 5 or more at these sizes: its haystack questions say "none"
+    assert "the released files of" not in (coco_book / "out" / "04_multi_needle.ipynb").read_text()
 
 
 def test_the_last_chapter_tabulates_the_coco_run(coco_book: Path) -> None:

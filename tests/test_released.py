@@ -216,8 +216,8 @@ def test_a_chapter_asks_the_released_questions_of_the_main_subset_and_says_so(
         "official-VHs_large-single-3-0001",
     ]  # the first 2 per size of VHs_large; VHs_small, of the same size, left out
     assert note == (
-        f"the released files of {REPO} at commit c0ffeec0ffee (2024-10 layout), the first 2 per size, in an order drawn"
-        " from seed 0; the release has no single-needle file of size 7"
+        f"the released files of {REPO} at commit c0ffeec0ffee (2024-10 layout), the first 2 questions per size, in an order"
+        " drawn from seed 0; the release has no single-needle file of size 7"
     )
     multi, _ = chapter_questions(catalog, "multi", (5,), 2, 0, "official")
     assert [q["qid"] for q in multi] == ["official-multi_needle_2-multi-5-0000", "official-multi_needle_2-multi-5-0001"]

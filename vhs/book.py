@@ -51,16 +51,17 @@ def model_specs(profile: str, names: str, runs: str = "runs") -> dict[str, str |
             specs[name] = trained_here(name, runs)
         else:
             label, spec = model.coco
-            specs[label] = _present(spec.format(runs=runs)) if spec else NO_COUNTERPART
+            specs[label] = _present(name, spec.format(runs=runs)) if spec else NO_COUNTERPART
     return specs
 
 
-def _present(spec: str) -> str | Unavailable:
-    """A coco spec as given once its weights are on this machine; otherwise what is missing and how to get it."""
-    name, checkpoint, _ = parse_spec(spec)
-    if name == "mirage" and not (Path(checkpoint) / "config.json").exists():
-        return Unavailable(f"not trained: `vhs train mirage --profile coco --out {checkpoint}` on a GPU box")
-    if name == "mirage-official":
+def _present(name: str, spec: str) -> str | Unavailable:
+    """Model `name`'s coco spec as given once its weights are on this machine; otherwise what is missing and how
+    to get it."""
+    backend, checkpoint, _ = parse_spec(spec)
+    if backend == "mirage" and not (Path(checkpoint) / "config.json").exists():
+        return Unavailable(f"not trained: `vhs train {name} --profile coco --out {checkpoint}` on a GPU box")
+    if backend == "mirage-official":
         from vhs.mirage.official import missing_weights  # transformers loads only where the coco profile asks
 
         missing = missing_weights(checkpoint or MIRAGE_REPO)
@@ -80,7 +81,7 @@ def chapter_questions(
         raise VhsError(f"source is one of {', '.join(SOURCES)}, not {source!r}")
     if source == "generated":
         questions = list(qs.build_question_set(catalog, mode, sizes, per_size, seed, progress=False))
-        return questions, f"generated here by the benchmark's rules (seed {seed}, {per_size} per size)"
+        return questions, f"generated here by the benchmark's rules (seed {seed}, {per_size} questions per size)"
     root = default_root()
     manifest = read_manifest(root)
     if manifest is None:
@@ -88,7 +89,7 @@ def chapter_questions(
     questions, absent = chapter_set(catalog, root, mode, sizes, per_size, seed)
     note = (
         f"the released files of {manifest['repo']} at commit {manifest['commit'][:12]} ({manifest['layout']} layout), "
-        f"the first {per_size} per size, in an order drawn from seed {seed}"
+        f"the first {per_size} questions per size, in an order drawn from seed {seed}"
     )
     return questions, note + (f"; the release has no {mode}-needle file of size {', '.join(map(str, absent))}" if absent else "")
 

@@ -5,7 +5,6 @@ Every user error is one line on stderr and exit code 2; long steps show a tqdm b
 """
 
 import argparse
-import hashlib
 import os
 import signal
 import sys
@@ -28,7 +27,7 @@ from vhs.eval.retry import RetryPolicy
 from vhs.eval.runner import RunInterrupted, RunOptions, evaluate, write_results
 from vhs.metrics import SUMMARY_COLUMNS, summarize
 from vhs.models.registry import redact
-from vhs.paths import response_cache_path, write_atomically
+from vhs.paths import response_cache_path, sha256_of, write_atomically
 from vhs.synth.scenes import write_synth_dataset
 from vhs.zoo import trained
 
@@ -52,15 +51,6 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 def _name_list(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:

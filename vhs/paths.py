@@ -1,5 +1,6 @@
 """Where vhs keeps data (everything under `$VHS_DATA`, default `./data`), and how it writes a file: whole or not at all."""
 
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
@@ -41,3 +42,12 @@ def write_atomically(path: Path, data: bytes) -> None:
     """Write `data` to `path` whole or not at all (`atomic_path`)."""
     with atomic_path(path) as partial:
         partial.write_bytes(data)
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -15,7 +15,6 @@ revision asked for, the commit it resolved to, the layout and each file's hash a
 fetch without `--revision` asks for the recorded commit, so a question set stays the one first fetched.
 """
 
-import hashlib
 import json
 import os
 import re
@@ -24,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vhs.errors import VhsError
-from vhs.paths import data_root, write_atomically
+from vhs.paths import data_root, sha256_of, write_atomically
 
 REPO = "tsunghanwu/visual_haystacks"
 MIRAGE_REPO = "tsunghanwu/mirage-llama3.1-8.3B"  # the released MIRAGE checkpoint (`vhs.mirage.official`)
@@ -88,14 +87,6 @@ def read_manifest(root: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_released(root: Path, repo: str = REPO, revision: str | None = None) -> dict:
     """Download the release's question files into the Hub's cache, link them under `root`, write and return the manifest."""
     from huggingface_hub import snapshot_download
@@ -119,7 +110,7 @@ def fetch_released(root: Path, repo: str = REPO, revision: str | None = None) ->
             link.unlink()
         os.symlink(source, link)
         questions = len(json.loads(source.read_text(encoding="utf-8")))
-        listed.append({**asdict(released), "bytes": source.stat().st_size, "sha256": _sha256(source), "questions": questions})
+        listed.append({**asdict(released), "bytes": source.stat().st_size, "sha256": sha256_of(source), "questions": questions})
     manifest = {
         "repo": repo,
         "revision": asked,

@@ -23,6 +23,7 @@ from vhs.data.official import export_official, import_official, import_official_
 from vhs.data.profiles import PROFILES, load_profile_catalog
 from vhs.data.released import MIRAGE_REPO, REPO, default_root, fetch_released
 from vhs.errors import VhsError
+from vhs.eval import distributed
 from vhs.eval.retry import RetryPolicy
 from vhs.eval.runner import RunInterrupted, RunOptions, evaluate, write_results
 from vhs.metrics import SUMMARY_COLUMNS, summarize
@@ -164,15 +165,43 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     questions = list(qs.read_jsonl(Path(args.questions)))
     if not questions:
         raise VhsError(f"{args.questions} holds no questions")
-    cache = ResponseCache(args.cache or response_cache_path())
-    try:
-        table = evaluate(args.model, questions, cache, options)
-    finally:
-        cache.close()
+    ranks = distributed.launched()
+    if ranks is None:
+        table = _evaluate(args, questions, options)
+    else:
+        table = _evaluate_ranked(args, questions, options, ranks)
+        if table is None:  # not rank 0: rank 0 writes the table and reports
+            return
     write_results(table, out)
     counts = table["status"].value_counts().to_dict()
     print(f"wrote {len(table)} results to {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     _print_summary(table)
+
+
+def _evaluate(args: argparse.Namespace, questions: list[dict], options: RunOptions) -> pd.DataFrame:
+    cache = ResponseCache(args.cache or response_cache_path())
+    try:
+        return evaluate(args.model, questions, cache, options)
+    finally:
+        cache.close()
+
+
+def _evaluate_ranked(
+    args: argparse.Namespace, questions: list[dict], options: RunOptions, ranks: distributed.Ranks
+) -> pd.DataFrame | None:
+    """This rank's share answered, then every rank's rows on rank 0 (None elsewhere)."""
+    distributed.join(ranks)
+    try:
+        mine, shared = distributed.share(questions, options, ranks)
+        print(f"rank {ranks.rank} of {ranks.world}: {len(mine)} of {len(questions)} questions", file=sys.stderr)
+        table, error = None, None
+        try:
+            table = _evaluate(args, mine, shared)
+        except VhsError as exc:  # reported through the gather, so that no rank waits for it
+            error = str(exc)
+        return distributed.gather(table, error, ranks)
+    finally:
+        distributed.leave()
 
 
 def _read_results(path: Path) -> pd.DataFrame:

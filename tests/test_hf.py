@@ -178,3 +178,17 @@ def test_clip_retrieve_with_a_transformers_clip_ranks_by_its_embeddings_and_the_
     assert reply.kept == tuple(sorted(scores.argsort(descending=True)[:3].tolist())) and reply.images_sent == 3
     assert backend.ranker.embeddings.computed == 6  # each image embedded once, then read from the store
     assert backend.identity()["params"]["reader"]["backend"] == "hf"
+
+
+def test_device_map_auto_places_the_model_through_accelerate_and_answers_as_before(models, llava, images, monkeypatch) -> None:
+    from transformers import AutoModelForImageTextToText
+
+    given = []
+    load = AutoModelForImageTextToText.from_pretrained
+    monkeypatch.setattr(AutoModelForImageTextToText, "from_pretrained", lambda *a, **k: given.append(k) or load(*a, **k))
+    placed = HFBackend(str(models["llava"]), max_new_tokens="4", device_map="auto")
+    assert given[0]["device_map"] == "auto" and placed.device == "cpu"  # accelerate found no GPU here
+    assert placed.batch_size == llava.batch_size == 1  # auto: one haystack per generate call on the CPU
+    request = Request("For the image with a dog, is there a cat?", tuple(images[:2]))
+    assert placed.generate(request).text == llava.generate(request).text
+    assert placed.identity() == llava.identity()  # where the layers sit is not part of what the answers depend on

@@ -9,7 +9,8 @@ The context window is read from the config (`text_config.max_position_embeddings
 `?context=N` (LLaVA-1.5 was trained with 2,048 tokens, which is why it holds only ~3 images of 576
 tokens). A haystack that does not fit is reported `not_answerable:context` without running.
 Options: `dtype` (auto: bfloat16 on CUDA, float32 on CPU), `device` (auto: CUDA when present),
-`max_new_tokens` (8), `batch_size` (1), `context`.
+`max_new_tokens` (8), `batch_size` (auto: `CUDA_BATCH` haystacks per `generate` on CUDA, 1 elsewhere),
+`context`, `device_map` (`auto`: accelerate spreads a model too large for one GPU over all of them).
 """
 
 import hashlib
@@ -24,6 +25,7 @@ from vhs.models.base import BatchedBackend
 from vhs.protocol import BackendError, Limits, Reply, Request, open_rgb
 
 DEFAULT_MODEL = "llava-hf/llava-1.5-7b-hf"
+CUDA_BATCH = 8  # haystacks per generate call on a GPU by default: our choice, not measured; ?batch_size= lowers it
 
 
 def context_window(config: Any) -> int | None:
@@ -54,8 +56,9 @@ class HFBackend(BatchedBackend):
         dtype: str = "auto",
         device: str = "auto",
         max_new_tokens: str = "8",
-        batch_size: str = "1",
+        batch_size: str = "auto",
         context: str = "",
+        device_map: str = "",
     ) -> None:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
@@ -72,7 +75,11 @@ class HFBackend(BatchedBackend):
             )
             self.vision = getattr(config, "vision_config", None) is not None
             loader = AutoModelForImageTextToText if self.vision else AutoModelForCausalLM
-            self.model = loader.from_pretrained(model_id, dtype=torch_dtype).to(self.device).eval()
+            if device_map:  # accelerate places the layers over every GPU (and the CPU) that it needs
+                self.model = loader.from_pretrained(model_id, dtype=torch_dtype, device_map=device_map).eval()
+                self.device = str(self.model.device)  # where the inputs go: the first layer's device
+            else:
+                self.model = loader.from_pretrained(model_id, dtype=torch_dtype).to(self.device).eval()
             self.processor = (AutoProcessor if self.vision else AutoTokenizer).from_pretrained(model_id)
         except OSError as exc:
             raise BackendError(f"cannot load {model_id!r}: {str(exc).splitlines()[0]}") from None
@@ -80,7 +87,7 @@ class HFBackend(BatchedBackend):
         self.tokenizer.padding_side = "left"  # generation continues every row from its last real token
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.batch_size = int(batch_size)
+        self.batch_size = (CUDA_BATCH if self.device.startswith("cuda") else 1) if batch_size == "auto" else int(batch_size)
         self._per_image: dict[tuple[int, int], int] = {}
         self.limits = Limits(context_tokens=int(context) if context else context_window(config))
 

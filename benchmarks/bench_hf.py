@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_hf.py --model PATH            # a saved model
     .venv/bin/python benchmarks/bench_hf.py --config tiny           # random weights, built here
-    .venv/bin/python benchmarks/bench_hf.py --config llava-1.5-7b --dtype float16   # on a GPU box
+    .venv/bin/python benchmarks/bench_hf.py --config llava-1.5-7b --dtype bfloat16   # on a GPU box
 
 `--config` writes a randomly initialised model of that configuration to a temporary directory, so the
 paper's LLaVA-1.5-7B can be timed with nothing downloaded. Images are 640x480 (COCO-like) noise.
@@ -48,7 +48,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
         if args.config:
-            dtype = torch.float16 if args.dtype == "float16" else torch.float32
+            dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(args.dtype, torch.float32)
             model = str(write_llava(Path(tmp) / args.config, CONFIGS[args.config], dtype=dtype))
         backend = HFBackend(model, dtype=args.dtype, device=args.device, max_new_tokens="1", context="100000")
         rng = np.random.default_rng(0)

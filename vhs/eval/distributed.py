@@ -1,12 +1,12 @@
 """`vhs eval` under `torchrun` or `accelerate launch`: each rank answers its share of the haystacks on its own
 device, through the one response cache, and rank 0 writes the one results table.
 
-A launcher sets `WORLD_SIZE`, `RANK` and `LOCAL_RANK`; with more than one process, the ranks join a process
-group (NCCL where CUDA is present, else gloo), rank r takes questions r, r + K, r + 2K, … of the K ranks, and
-rank 0 gathers every rank's rows back into the question file's order. The cache is one SQLite file in WAL
-mode, which several processes write safely; a rank that dies loses only the answers it had in flight, and a
-re-run reads everything else from the cache. A per-run cap (`--max-requests`, `--max-usd`) is shared out
-evenly among the ranks, so that the run as a whole keeps it.
+A launcher sets `WORLD_SIZE`, `RANK` and `LOCAL_RANK`; with more than one process, the ranks join a gloo
+process group (only result tables cross it, so ranks may share a GPU), rank r takes questions r, r + K,
+r + 2K, … of the K ranks, and rank 0 gathers every rank's rows back into the question file's order. The
+cache is one SQLite file in WAL mode, which several processes write safely; a rank that dies loses only the
+answers it had in flight, and a re-run reads everything else from the cache. A per-run cap (`--max-requests`,
+`--max-usd`) is shared out evenly among the ranks, so that the run as a whole keeps it.
 """
 
 import os
@@ -48,10 +48,10 @@ def join(ranks: Ranks) -> None:
     """Join the launcher's process group; on CUDA, make this rank's GPU the current device."""
     import torch.distributed as dist
 
-    if torch.cuda.is_available():
-        torch.cuda.set_device(ranks.local_rank)  # "cuda" then means this rank's GPU for every backend
+    if torch.cuda.is_available():  # "cuda" then means this rank's GPU for every backend (ranks share GPUs if fewer)
+        torch.cuda.set_device(ranks.local_rank % torch.cuda.device_count())
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=TIMEOUT)
+        dist.init_process_group("gloo", timeout=TIMEOUT)  # only result tables cross: gloo, even beside GPUs
 
 
 def share(questions: list[dict], options: RunOptions, ranks: Ranks) -> tuple[list[dict], RunOptions]:

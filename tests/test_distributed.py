@@ -12,10 +12,11 @@ pytest.importorskip("transformers")
 
 from vhs.cli import main
 from vhs.data.catalog import Catalog
-from vhs.eval.distributed import Ranks, share
+from vhs.eval.distributed import share
 from vhs.eval.runner import RunOptions
 from vhs.metrics import SCORED
 from vhs.models.hf_random import write_llava
+from vhs.parallel import Ranks
 from vhs.training import train_model
 
 VHS = Path(sys.executable).parent / "vhs"
@@ -84,3 +85,56 @@ def test_a_rank_takes_every_kth_question_after_the_limit_and_its_share_of_the_ca
     assert [q["qid"] for q in first] == ["0", "2", "4", "6", "8"] and [q["qid"] for q in second] == ["1", "3", "5", "7"]
     assert (first_options.max_requests, second_options.max_requests) == (3, 2)  # 5 requests in all
     assert first_options.max_usd == second_options.max_usd == 0.5 and first_options.limit is None
+
+
+TRAIN = """
+import hashlib, json, sys
+from vhs import parallel
+from vhs.data.profiles import load_profile_catalog
+from vhs.mirage.hub import HubMirageConfig
+from vhs.mirage.train import train_hub_mirage
+
+ranks = parallel.launched() or parallel.ALONE
+if ranks.world > 1:
+    parallel.join(ranks)
+catalog = load_profile_catalog("synth", sys.argv[1])
+model, curves = train_hub_mirage(catalog, 20, 0, HubMirageConfig(**json.loads(sys.argv[2])), device="cpu", images=120)
+weights = b"".join(p.detach().contiguous().numpy().tobytes() for p in model.parameters())
+with open(f"{sys.argv[3]}/rank{ranks.rank}.json", "w") as out:
+    json.dump({"digest": hashlib.sha256(weights).hexdigest(), "curves": curves}, out)
+parallel.leave()
+"""
+
+
+def test_two_ranks_train_the_coco_mirage_data_parallel_and_keep_equal_weights(small_synth: Path, tmp_path: Path) -> None:
+    import json
+
+    from vhs.models.hf_random import TINY, Sizes, write_clip_vision, write_text_lm
+
+    config = {
+        "vision": str(write_clip_vision(tmp_path / "clip")),
+        "lm": str(write_text_lm(tmp_path / "lm", Sizes(**{**TINY.__dict__, "context": 512}))),
+        "queries": 4,
+        "qformer_layers": 2,
+        "qformer_heads": 2,
+        "retriever_heads": 2,
+        "chunk": 7,
+    }
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN)
+    runs = {}
+    for processes in (1, 2):
+        out = tmp_path / f"ranks{processes}"
+        out.mkdir()
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+        argv = [str(script), str(small_synth), json.dumps(config), str(out)]
+        command = (launcher if processes > 1 else [sys.executable]) + argv
+        run = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+        runs[processes] = [json.loads((out / f"rank{r}.json").read_text()) for r in range(processes)]
+    first, second = runs[2]
+    assert first["digest"] == second["digest"]  # the ranks stepped with the same averaged gradients
+    assert first["digest"] != runs[1][0]["digest"]  # ... of batches that differ from one process's
+    assert first["curves"]["captions"] != second["curves"]["captions"]  # each rank's own batches
+    captions = first["curves"]["captions"]
+    assert sum(captions[-3:]) < sum(captions[:3])  # and the loss falls

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from vhs import parallel
 from vhs.cache import ResponseCache
 from vhs.data import questions as qs
 from vhs.data.catalog import DEFAULT_MIN_AREA_FRAC
@@ -165,7 +166,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     questions = list(qs.read_jsonl(Path(args.questions)))
     if not questions:
         raise VhsError(f"{args.questions} holds no questions")
-    ranks = distributed.launched()
+    ranks = parallel.launched()
     if ranks is None:
         table = _evaluate(args, questions, options)
     else:
@@ -187,10 +188,10 @@ def _evaluate(args: argparse.Namespace, questions: list[dict], options: RunOptio
 
 
 def _evaluate_ranked(
-    args: argparse.Namespace, questions: list[dict], options: RunOptions, ranks: distributed.Ranks
+    args: argparse.Namespace, questions: list[dict], options: RunOptions, ranks: parallel.Ranks
 ) -> pd.DataFrame | None:
     """This rank's share answered, then every rank's rows on rank 0 (None elsewhere)."""
-    distributed.join(ranks)
+    parallel.join(ranks)
     try:
         mine, shared = distributed.share(questions, options, ranks)
         print(f"rank {ranks.rank} of {ranks.world}: {len(mine)} of {len(questions)} questions", file=sys.stderr)
@@ -201,7 +202,7 @@ def _evaluate_ranked(
             error = str(exc)
         return distributed.gather(table, error, ranks)
     finally:
-        distributed.leave()
+        parallel.leave()
 
 
 def _read_results(path: Path) -> pd.DataFrame:
@@ -253,8 +254,15 @@ def _cmd_train(args: argparse.Namespace) -> None:
         print(f"trained {', '.join(done)} under {args.runs}" if done else f"every model under {args.runs} is up to date")
         return
     hub = HubMirageConfig(**{k: v for k, v in (("vision", args.vision), ("lm", args.lm)) if v})
-    out = train_model(args.name, Path(args.out), args.steps, args.seed, profile=args.profile, hub=hub)
-    print(f"trained {args.name} -> {out}")
+    ranks = parallel.launched()  # under torchrun: data-parallel, the ranks' gradients averaged at each step
+    if ranks is not None:
+        parallel.join(ranks)
+    try:
+        out = train_model(args.name, Path(args.out), args.steps, args.seed, profile=args.profile, hub=hub)
+    finally:
+        parallel.leave()
+    if ranks is None or ranks.leader:
+        print(f"trained {args.name} -> {out}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from vhs.data.profiles import coco_training_catalog
 from vhs.errors import VhsError
 from vhs.mirage.hub import HubMirageConfig
 from vhs.mirage.train import train_hub_mirage
+from vhs.parallel import current
 from vhs.paths import write_atomically
 from vhs.synth_models import fit as fit_module
 from vhs.synth_models.data import SYNTH_TRAIN, training_catalog
@@ -115,7 +116,11 @@ def train_model(
         split = {"images": SYNTH_TRAIN.images, "seed": SYNTH_TRAIN.seed}
         settings = hyperparameters(trainer, model.options)
     facts = {"steps": steps, "seed": seed, "seconds": round(time.perf_counter() - start, 1), "train_split": split}
-    network.save_pretrained(out, curves, extra={"training": {**facts, "hyperparameters": settings}})
+    ranks = current()
+    if ranks.world > 1:
+        facts["ranks"] = ranks.world  # data-parallel: each step saw this many ranks' batches
+    if ranks.leader:  # under torchrun the ranks hold the same weights; one writes them
+        network.save_pretrained(out, curves, extra={"training": {**facts, "hyperparameters": settings}})
     return out
 
 

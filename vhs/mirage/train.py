@@ -31,6 +31,7 @@ from vhs.data.kinds import with_article
 from vhs.data.profiles import SynthSplit
 from vhs.mirage.hub import HubMirage, HubMirageConfig
 from vhs.mirage.model import Mirage, MirageConfig, MirageMechanisms
+from vhs.parallel import current, rank_seed
 from vhs.synth_models.caption_lm import SynthCaptionLM
 from vhs.synth_models.clip import padded
 from vhs.synth_models.data import train_dir, training_catalog
@@ -142,10 +143,11 @@ def fit_mirage(
     `caption_loss` teaches the compressor to carry an image's objects; `hard` (per category, rows of
     images without it) adds HARD_NEGATIVES of them to each sample's retrieval loss. Everything with
     `requires_grad` trains in co-training (the frozen encoder, and a frozen hub LM, do not)."""
-    rng = np.random.default_rng(seed)
+    ranks = current()  # under torchrun each rank trains on batches of its own (rank 0 alone: the usual ones)
+    rng = np.random.default_rng(rank_seed(seed))
     anchor_column = {name: column for column, name in enumerate(catalog.category_names)}
-    samples = training_questions(catalog, SIZES, steps * BATCH // (2 * len(SIZES)) + 2, seed)
-    generator = torch.Generator().manual_seed(seed)
+    samples = training_questions(catalog, SIZES, steps * BATCH * ranks.world // (2 * len(SIZES)) + 2, seed)
+    generator = torch.Generator().manual_seed(rank_seed(seed))
     curves: dict[str, list[float]] = {"lm": [], "retriever": [], "recall@1": [], "recall_step": []}
     model.train()
 
@@ -170,7 +172,7 @@ def fit_mirage(
     ) -> tuple[list[dict], list[torch.Tensor], list[list[int]], list[torch.Tensor], list[list[int]]]:
         """Samples, their image rows (haystack, then hard negatives), question ids, tokens and 0/1 relevance.
         The tokens are looked up in `compressed` (every image's, image mode with the compressor frozen) when given."""
-        chosen = [samples[(index * BATCH + i) % len(samples)] for i in range(BATCH)]
+        chosen = [samples[((index * ranks.world + ranks.rank) * BATCH + i) % len(samples)] for i in range(BATCH)]
         rows = [rows_of(q) for q in chosen]
         questions = [model.question_ids(q["question"]) for q in chosen]
         counts = [len(r) for r in rows]

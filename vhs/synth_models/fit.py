@@ -1,10 +1,13 @@
-"""The one optimisation loop every synth model uses: AdamW, a one-cycle schedule, a tqdm bar showing loss."""
+"""The one optimisation loop every synth model uses: AdamW, a one-cycle schedule, a tqdm bar showing loss, and
+under a launcher the ranks' gradients averaged at each step (`vhs.parallel`)."""
 
 from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 from tqdm import tqdm
+
+from vhs.parallel import average_gradients
 
 WARMUP = 0.1  # the one-cycle schedule's share of steps spent warming up
 WEIGHT_DECAY = 0.01
@@ -30,6 +33,7 @@ def fit(
         loss = loss_at(step)
         optimiser.zero_grad()
         loss.backward()
+        average_gradients(parameters)  # under torchrun: every rank steps with the ranks' mean gradient
         if max_grad_norm is not None:
             nn.utils.clip_grad_norm_(parameters, max_grad_norm)
         optimiser.step()

@@ -6,14 +6,17 @@
 #
 # 1. the hf backend on a random LLaVA-1.5-7B-shaped checkpoint in bfloat16 at 1, 2 and 3 images;
 # 2. the released MIRAGE-8.3B's layout on random weights (float16), 1 to 10,000 images, cold and warm store;
-# 3. `vhs eval` under torchrun, two ranks on the tiny hf model and synth-llava (on one GPU they share it).
-# The models trained here have no CUDA path yet (`vhs train` runs on the CPU), so none is timed.
+# 3. the coco MIRAGE's training (CLIP ViT-L/14-336 and a 0.5B LM, random) for 20 steps on 2,000 images;
+# 4. `vhs eval` under torchrun, two ranks on the tiny hf model and synth-llava (on one GPU they share it),
+#    and two-rank data-parallel training of a tiny coco MIRAGE.
+# The synth models have no CUDA path yet (their trainers run on the CPU), so none of them is timed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 STEPS=(
     "$PY benchmarks/bench_hf.py --config llava-1.5-7b --dtype bfloat16 --repeats 2"
     "$PY benchmarks/bench_mirage.py --config mirage-official --sizes 1,100,1000,10000 --questions 2"
+    "$PY benchmarks/bench_train_mirage.py --config coco --steps 20 --images 2000"
     "$PY -m pytest -q -p no:cacheprovider tests/test_distributed.py"
 )
 if [ "${1:-}" = "--dry-run" ]; then

@@ -1,5 +1,5 @@
-"""`vhs eval` under torchrun on the CPU (2 processes, gloo): the same rows as one process, one results table,
-one response cache that a re-run reads back."""
+"""torchrun on the CPU (2 processes, gloo): `vhs eval` gives the rows of one process, one results table and one
+response cache that a re-run reads back; the coco MIRAGE trains data-parallel with its ranks' weights equal."""
 
 import subprocess
 import sys

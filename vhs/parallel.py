@@ -10,8 +10,10 @@ current device, so "cuda" means that GPU for every model it loads.
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch loads only where a rank joins a group or trains: `vhs questions` never needs it
+    import torch
 
 TIMEOUT = timedelta(hours=2)  # how long a rank waits for the slowest one
 
@@ -43,6 +45,7 @@ def launched() -> Ranks | None:
 
 def join(ranks: Ranks) -> None:
     """Join the launcher's process group; on CUDA, make this rank's GPU the current device."""
+    import torch
     import torch.distributed as dist
 
     if torch.cuda.is_available():
@@ -73,7 +76,7 @@ def rank_seed(seed: int) -> int:
     return seed + 1_000_003 * current().rank
 
 
-def average_gradients(parameters: list[torch.nn.Parameter]) -> None:
+def average_gradients(parameters: list["torch.nn.Parameter"]) -> None:
     """Replace each gradient by its mean over the ranks (nothing alone): what DDP's all-reduce does, for a
     loop that sees parameters rather than one module to wrap."""
     import torch.distributed as dist

@@ -192,3 +192,12 @@ def test_device_map_auto_places_the_model_through_accelerate_and_answers_as_befo
     request = Request("For the image with a dog, is there a cat?", tuple(images[:2]))
     assert placed.generate(request).text == llava.generate(request).text
     assert placed.identity() == llava.identity()  # where the layers sit is not part of what the answers depend on
+
+
+def test_clip_retrieve_by_default_is_the_clip_trained_here_even_before_it_is(tmp_path, monkeypatch) -> None:
+    from vhs.errors import VhsError
+    from vhs.models.clip_retrieve import ClipRetrieveBackend
+
+    monkeypatch.chdir(tmp_path)  # no runs/ here: not a hub id to download
+    with pytest.raises(VhsError, match=r"^no trained model at runs/synth-clip \(run `vhs train synth-clip"):
+        ClipRetrieveBackend()

@@ -126,7 +126,7 @@ class ClipRetrieveBackend(Backend, Retriever):
         if query not in QUERIES:
             raise VhsError(f"clip-retrieve's query is one of {', '.join(QUERIES)}, not {query!r}")
         path = Path(model_id or DEFAULT_DIR)
-        if _is_hub_clip(str(path)):
+        if model_id and _is_hub_clip(model_id):  # the default is the CLIP trained here, trained or not yet
             from vhs.models.registry import load_backend  # the registry names this module: import it when used
 
             self.ranker: ClipRanker | HubClipRanker = HubClipRanker(str(path), store, device, dtype)

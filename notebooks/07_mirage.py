@@ -40,7 +40,7 @@ from vhs.data import questions as qs
 from vhs.data.profiles import load_profile_catalog
 from vhs.eval.recall import load_retrievers, needle_recall
 from vhs.eval.runner import HaystackImages
-from vhs.findings import paired_comparison
+from vhs.findings import kept_or_missed, paired_comparison
 from vhs.metrics import SCORED, summarize
 from vhs.mirage.train import HARD_NEGATIVES
 from vhs.mirage.train import SIZES as TRAINING_SIZES
@@ -71,6 +71,8 @@ page.text(
     else "",
 )
 page.text("query-vs-image", paired_comparison(results, "mirage-query", "mirage"))
+retrieving = results.dropna(subset=["needle_recall"])["model"].unique()
+page.text("kept-or-missed", " ".join(kept_or_missed(results, model) for model in retrieving) or "No retrieving model ran.")
 
 page.text("train-sizes", ", ".join(str(size) for size in TRAINING_SIZES[:-1]) + f" and {TRAINING_SIZES[-1]}")
 page.value("train-largest", max(TRAINING_SIZES))
@@ -148,6 +150,8 @@ page.figure("recall", plots.recall_vs_size(recall, retriever_models, missing))
 # paper's MIRAGE-8.3B on COCO ({glue:md}`paper-sources`), its run, not ours, on another image domain.
 # 0.5 (dotted) is chance.
 # ```
+#
+# Whether the answer depends on the retrieval, pooled over sizes: {glue:md}`kept-or-missed`
 
 # %% tags=["hide-input"]
 columns = ["model", "size", "questions", "scored", "accuracy", "ci_low", "ci_high", "not_answerable"]

@@ -92,3 +92,17 @@ def test_two_models_are_compared_on_the_questions_both_answered() -> None:
     even = pd.DataFrame([{"qid": 0, "model": m, "status": "ok", "correct": True} for m in ("a", "b")])
     assert findings.paired_comparison(even, "a", "b").endswith("no difference is detectable at this sample (p ≥ 0.05).")
     assert findings.paired_comparison(even, "a", "c") == "a and c answered no question in common in this build."
+
+
+def test_a_retrievers_accuracy_is_split_by_whether_it_kept_the_needle() -> None:
+    kept = _rows("mirage", "single", 100, 18, 2, needle_recall=1.0)
+    missed = _rows("mirage", "single", 100, 5, 5, 20, needle_recall=0.0)
+    sentence = findings.kept_or_missed(pd.DataFrame(kept + missed), "mirage")
+    assert sentence.startswith(
+        "Of its 30 answered single-needle questions, mirage was right on 90% of the 20 where its retriever kept the needle"
+        " and on 50% of the 10 where it missed it (Fisher's exact p = 0.02"
+    )
+    assert "none of the 0 where it missed" in findings.kept_or_missed(pd.DataFrame(kept), "mirage")
+    assert findings.kept_or_missed(pd.DataFrame(kept), "clip") == (
+        "clip answered no single-needle question with its retrieval recorded in this build."
+    )

@@ -109,6 +109,24 @@ def paired_comparison(results: pd.DataFrame, first: str, second: str) -> str:
     )
 
 
+def kept_or_missed(results: pd.DataFrame, model: str) -> str:
+    """One sentence on a retrieving model's single-needle answers: its accuracy where its retriever kept the
+    needle and where it missed it, each with its count, and Fisher's exact test of the difference."""
+    scored = _scored(results)
+    rows = scored[(scored["model"] == model) & (scored["mode"] == "single")].dropna(subset=["needle_recall"])
+    if rows.empty:
+        return f"{model} answered no single-needle question with its retrieval recorded in this build."
+    kept = rows["needle_recall"] >= 1
+    right = rows["correct"].astype(bool)
+    counts = [(int(right[part].sum()), int(part.sum())) for part in (kept, ~kept)]
+    shares = [f"{r / n:.0%} of the {n:,}" if n else "none of the 0" for r, n in counts]
+    p = fisher_test(*counts[0], *counts[1]) if all(n for _, n in counts) else np.nan
+    return (
+        f"Of its {len(rows):,} answered single-needle questions, {model} was right on {shares[0]} where its retriever "
+        f"kept the needle and on {shares[1]} where it missed it (Fisher's exact {_p(p)})."
+    )
+
+
 def accuracy_falls(results: pd.DataFrame, chapter: str = "3") -> Finding:
     """Finding 1 on single-needle results: a Cochran-Armitage trend over log N per model."""
     tests, parts = [], []

@@ -126,3 +126,14 @@ def test_position_fisher_chance_and_detectable_difference_match_textbook_values(
     assert fisher_test(3, 4, 1, 4) == pytest.approx(0.4857142857)  # the classic tea-tasting table
     assert above_chance(8, 10) == pytest.approx(56 / 1024)  # P(X >= 8), X ~ Bin(10, 1/2)
     assert detectable_difference(100) == pytest.approx((1.959964 + 0.841621) * math.sqrt(0.5 / 100), rel=1e-5)
+
+
+def test_the_drop_noise_alone_gives_matches_the_normal_approximation_and_shrinks_with_more_questions() -> None:
+    from vhs.metrics import noise_drop
+
+    # two cells of 1,000 at 50%: |difference| exceeds 1.96 * sqrt(2 * 0.25 / 1000) = 0.044 5% of the time,
+    # over a best cell near 0.51: about 0.086
+    assert abs(noise_drop(2, 1000, 0.5) - 0.086) < 0.006
+    assert noise_drop(2, 1, 0.5) == 1.0  # one question per cell: half the time one is right and the other wrong
+    assert noise_drop(10, 100, 0.6) < noise_drop(10, 20, 0.6)
+    assert math.isnan(noise_drop(1, 20, 0.6)) and math.isnan(noise_drop(3, 0, 0.6))

@@ -116,6 +116,18 @@ def detectable_difference(n: int, accuracy: float = 0.5, alpha: float = 0.05, po
     return (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * spread
 
 
+def noise_drop(cells: int, questions: int, accuracy: float, quantile: float = 0.95, draws: int = 20_000) -> float:
+    """The relative drop (1 - worst / best) across `cells` cells of `questions` questions each that noise alone
+    reaches with probability 1 - `quantile`, when every cell has the same `accuracy` and answers are drawn
+    independently (a seeded simulation; nan for fewer than 2 cells or no questions)."""
+    if cells < 2 or questions < 1 or np.isnan(accuracy):
+        return math.nan
+    shares = np.random.default_rng(0).binomial(questions, accuracy, size=(draws, cells)) / questions
+    best = shares.max(axis=1)
+    drops = np.where(best > 0, 1 - shares.min(axis=1) / np.where(best > 0, best, 1), 0.0)
+    return float(np.quantile(drops, quantile))
+
+
 def _summarize_group(group: pd.DataFrame) -> pd.Series:
     scored = group[group["status"].isin(SCORED)]
     n_scored = len(scored)

@@ -57,6 +57,10 @@ def test_captions_against_direct_is_a_paired_test_on_the_same_questions() -> Non
     assert finding.verdict == "reproduced" and "15 right only with captions, 0 only direct" in finding.ours
     tie = findings.caption_beats_direct(pd.DataFrame(caption + _rows("llava", NEEDLES_ONLY, 2, 30, 10)), "cap", "llava")
     assert tie.verdict.startswith("not significant at n = 40 per point")
+    # the paper's side, computed from its tables: July's caption baseline above the commercial models at small N,
+    # the ICLR one above none of them
+    assert "Table 2). Per size there, the caption baseline was above GPT-4o (low-res) at 5, 10, 50 (of 4 sizes)" in finding.paper
+    assert "reversed it (Fig. 3B, multi-needle): above GPT-4o at no size (of 5 sizes)" in finding.paper
 
 
 def test_mirage_scales_when_above_chance_at_the_largest_size_where_the_full_context_model_cannot_answer() -> None:
@@ -105,4 +109,12 @@ def test_a_retrievers_accuracy_is_split_by_whether_it_kept_the_needle() -> None:
     assert "none of the 0 where it missed" in findings.kept_or_missed(pd.DataFrame(kept), "mirage")
     assert findings.kept_or_missed(pd.DataFrame(kept), "clip") == (
         "clip answered no single-needle question with its retrieval recorded in this build."
+    )
+
+
+def test_agreement_counts_the_same_answers_on_the_questions_both_answered() -> None:
+    first = [{**row, "parsed": "yes"} for row in _rows("cap", "single", 2, 3, 1)]
+    second = [{**row, "parsed": "yes" if i < 3 else "no"} for i, row in enumerate(_rows("llava", "single", 2, 3, 2))]
+    assert findings.agreement(pd.DataFrame(first + second), "cap", "llava") == (
+        "cap and llava gave the same answer on 3 of the 4 questions both answered (75%)."
     )

@@ -14,7 +14,7 @@ import pandas as pd
 
 from vhs.data.questions import NEEDLES_ONLY
 from vhs.metrics import SCORED, above_chance, detectable_difference, fisher_test, mcnemar, position_test, trend_test
-from vhs.paper import paper_value
+from vhs.paper import caption_against_commercial, paper_value
 
 ALPHA = 0.05
 # Models that rank each image on its own and show the LM only what they keep: the needle's position cannot
@@ -90,6 +90,18 @@ def _right_on_both(results: pd.DataFrame, first: str, second: str) -> tuple[pd.S
     right = [scored[scored["model"] == model].set_index("qid")["correct"].astype(bool) for model in (first, second)]
     common = right[0].index.intersection(right[1].index)
     return right[0][common], right[1][common]
+
+
+def agreement(results: pd.DataFrame, first: str, second: str) -> str:
+    """How often two models gave the same answer, on the questions both answered."""
+    scored = _scored(results)
+    answers = [scored[scored["model"] == model].set_index("qid")["parsed"] for model in (first, second)]
+    common = answers[0].index.intersection(answers[1].index)
+    if common.empty:
+        return f"{first} and {second} answered no question in common in this build."
+    same = int((answers[0][common] == answers[1][common]).sum())
+    share = same / len(common)
+    return f"{first} and {second} gave the same answer on {same:,} of the {len(common):,} questions both answered ({share:.0%})."
 
 
 def paired_comparison(results: pd.DataFrame, first: str, second: str) -> str:
@@ -227,8 +239,9 @@ def caption_beats_direct(results: pd.DataFrame, caption: str, direct: str, chapt
         f"reading captions beats looking at the images on multi-needle questions in the July 2024 version "
         f"(needles only: caption-based {paper_value('Caption-based (LLaVA + Llama-3)', 'multi', 'oracle'):.0%} against "
         f"Claude-3 Opus {paper_value('Claude-3 Opus', 'multi', 'oracle'):.0%} and Gemini-1.5 "
-        f"{paper_value('Gemini-1.5', 'multi', 'oracle'):.0%}, arXiv v1 Table 2); the ICLR version's Caption Aggregation "
-        "is below GPT-4o and Gemini at every N."
+        f"{paper_value('Gemini-1.5', 'multi', 'oracle'):.0%}, arXiv v1 Table 2). Per size there, the caption baseline "
+        f"was {caption_against_commercial('arXiv v1 Table 2')}. The ICLR version reversed it (Fig. 3B, multi-needle): "
+        f"{caption_against_commercial('ICLR2025 Fig.3B (digitized)')}."
     )
     multi = results[results["mode"] == NEEDLES_ONLY]
     right_caption, right_direct = _right_on_both(multi, caption, direct)

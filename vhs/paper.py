@@ -74,3 +74,22 @@ def paper_positions(source: str = "ICLR2025 Fig.4") -> pd.DataFrame:
     rows = rows.assign(position=rows["position"].astype(int), size=rows["size"].astype(int))
     by_bucket = rows["note"].fillna("").str.startswith("depth bucket")
     return rows.assign(depth=bucket_depth(rows["position"]).where(by_bucket, index_depth(rows["position"], rows["size"])))
+
+
+CAPTION_BASELINES = ("Caption-based (LLaVA + Llama-3)", "Caption Aggregation")  # July 2024's name, then ICLR's
+COMMERCIAL = ("GPT-4o", "GPT-4o (low-res)", "Gemini-1.5-pro", "Gemini-1.5", "Claude-3 Opus")
+
+
+def caption_against_commercial(source: str) -> str:
+    """Where one source's caption baseline was above each commercial model, on the sizes both have there:
+    e.g. "above Claude-3 Opus at oracle, 5, 10 (of 3 sizes); …"."""
+    table = paper_results()
+    rows = table[table["source"] == source].dropna(subset=["accuracy"])
+    caption = rows[rows["model"].isin(CAPTION_BASELINES)].set_index(["task", "size_label"])["accuracy"]
+    parts = []
+    for model in (m for m in COMMERCIAL if m in set(rows["model"])):
+        theirs = rows[rows["model"] == model].set_index(["task", "size_label"])["accuracy"]
+        common = caption.index.intersection(theirs.index)
+        above = [size for task, size in common if caption[(task, size)] > theirs[(task, size)]]
+        parts.append(f"above {model} at {', '.join(above) if above else 'no size'} (of {len(common)} sizes)")
+    return "; ".join(parts) if parts else "beside no commercial model"

@@ -37,12 +37,14 @@ models = "synth-llava,synth-caption,clip-retrieve,mirage"  # models trained here
 runs = "runs"  # where `make models` put the synth checkpoints
 
 # %% tags=["hide-input"]
+import pandas as pd
+
 from vhs import findings, page, plots
 from vhs.book import chapter_questions, chapter_results, record_finding
 from vhs.data.profiles import load_profile_catalog
 from vhs.eval.runner import at_each_position
 from vhs.metrics import needle_depth, noise_drop, summarize
-from vhs.paper import paper_positions, paper_sources
+from vhs.paper import JULY, JULY_POSITIONS, paper_positions, paper_sources
 
 catalog = load_profile_catalog(profile)
 size_list = tuple(s for s in (int(s) for s in str(sizes).split(",")) if s >= 2)
@@ -52,7 +54,8 @@ page.text("question-source", source_note)
 results = chapter_results("5 needle position", profile, models, questions, runs)
 results["depth"] = needle_depth(results)
 summary = summarize(results, by=("model", "size", "depth"))
-paper = paper_positions()
+july = paper_positions(JULY_POSITIONS)
+paper = pd.concat([paper_positions(), july.assign(model=july["model"] + JULY)], ignore_index=True)
 page.text("paper-sources", paper_sources(paper))
 page.text("finding", record_finding(findings.position_matters(results), profile))
 page.value("questions-per-size", per_size)
@@ -67,7 +70,8 @@ page.figure("position", plots.accuracy_vs_position(summary, paper))
 # Accuracy against the needle's depth (0 first image, 1 last), one panel per model and one line per
 # haystack size. Ours (solid, {glue:text}`questions-per-size` questions per size, each asked at
 # every depth): 95% Wilson bands per point. The paper's panels (dashed, titled "paper:"): its
-# numbers on COCO ({glue:md}`paper-sources`), not our runs. 0.5 (dotted) is chance.
+# numbers on COCO ({glue:md}`paper-sources`), not our runs; those marked "(July 2024)" are the first
+# version's study, which alone has LLaVA-v1.5-7B. 0.5 (dotted) is chance.
 # ```
 #
 # ## The largest drop from the best position

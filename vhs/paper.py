@@ -65,6 +65,10 @@ def paper_sources(rows: pd.DataFrame) -> str:
     )
 
 
+JULY_POSITIONS = "arXiv v1 position heatmap"  # the July 2024 version's study: LLaVA-v1.5-7B, GPT-4o, Gemini-1.5
+JULY = " (July 2024)"  # added to a model's name where the July version's numbers stand beside the ICLR ones
+
+
 def paper_positions(source: str = "ICLR2025 Fig.4") -> pd.DataFrame:
     """The paper's needle-position accuracies from one source: `size`, `position` (the needle's
     index, or its depth bucket, a tenth of the haystack, above 10 images, as `note` says), `depth`

@@ -30,14 +30,14 @@ FONT = 9  # points: the smallest legend, tick and label text
 # here (synth-llava is LLaVA-v1.5-7B on the coco profile; openai:gpt-4o is the paper's GPT-4o), so that
 # "ours against theirs" is one hue, solid against dashed.
 _FAMILIES = {
-    "#1f77b4": ("synth-llava", "LLaVA-v1.5-7B"),
+    "#1f77b4": ("synth-llava", "LLaVA-v1.5-7B", "LLaVA-v1.5-7B (July 2024)"),
     "#ff7f0e": ("synth-caption", "Caption Aggregation", "Caption-based (LLaVA + Llama-3)"),
     "#2ca02c": ("clip-retrieve", "CLIP-L/14-336 + LLaVA"),
     "#d62728": ("mirage", "MIRAGE-8.3B", "MIRAGE (v1, Vicuna-7B)"),
     "#9467bd": ("mirage-query",),
-    "#8c564b": ("openai:gpt-4o", "GPT-4o", "GPT-4o (low-res)"),
+    "#8c564b": ("openai:gpt-4o", "GPT-4o", "GPT-4o (low-res)", "GPT-4o (July 2024)"),
     "#e377c2": ("anthropic:claude-3-opus-20240229", "Claude-3 Opus"),
-    "#17becf": ("gemini:gemini-1.5-pro", "Gemini-1.5-pro", "Gemini-1.5"),
+    "#17becf": ("gemini:gemini-1.5-pro", "Gemini-1.5-pro", "Gemini-1.5", "Gemini-1.5 (July 2024)"),
     "#7f7f7f": ("Qwen2-VL-7B-Instruct",),
     "#bcbd22": ("Phi-3-vision-128k-Instruct",),
     "#393b79": ("InternVL2-8B",),

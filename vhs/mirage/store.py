@@ -6,6 +6,7 @@ computed in batches and written as a new shard, so an interrupted run loses at m
 10,000-image haystack on a warm store costs one in-memory gather.
 """
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from vhs.paths import atomic_path
+from vhs.paths import atomic_path, data_root
 from vhs.protocol import ImageRef
 
 BATCH = 512  # images computed and written as one shard
@@ -59,3 +60,10 @@ class FeatureStore:
         self._index([i.sha256 for i in images])
         self.table = values if self.table is None else torch.cat([self.table, values])
         self.computed += len(images)
+
+
+def model_store(kind: str, model_id: str, revision: str, dtype: str, store: str, compute: Callable) -> FeatureStore:
+    """The feature store of a downloaded model's per-image tensors: `store` if given, else
+    `$VHS_DATA/cache/<kind>/<digest of the model, its weights revision and dtype>`."""
+    digest = hashlib.sha256(f"{model_id}\n{revision}\n{dtype}".encode()).hexdigest()[:16]
+    return FeatureStore(Path(store) if store else data_root() / "cache" / kind / digest, compute)

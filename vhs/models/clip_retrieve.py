@@ -11,7 +11,6 @@ downloaded on first use; the reader then is any backend spec without options, de
 The anchor is the request's: the object the question asks about, which a user names; k is the question kind's.
 """
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -22,10 +21,9 @@ import torch
 from vhs.data.kinds import KINDS, with_article
 from vhs.devices import resolve_device, resolve_dtype
 from vhs.errors import VhsError
-from vhs.mirage.store import FeatureStore
+from vhs.mirage.store import model_store
 from vhs.models.base import Backend, Retriever
 from vhs.models.synth_llava import SynthLlavaBackend
-from vhs.paths import data_root
 from vhs.protocol import ImageRef, Reply, Request, open_rgb
 from vhs.synth_models.clip import Clip, pad
 from vhs.synth_models.data import to_float
@@ -73,8 +71,7 @@ class HubClipRanker:
         except OSError as exc:
             raise VhsError(f"cannot load CLIP {model_id!r}: {str(exc).splitlines()[0]}") from None
         self.weights = weights_revision(model_id, self.model.config)
-        digest = hashlib.sha256(f"{model_id}\n{self.weights}\n{self.dtype}".encode()).hexdigest()[:16]
-        self.embeddings = FeatureStore(Path(store) if store else data_root() / "cache" / "clip" / digest, self._embed)
+        self.embeddings = model_store("clip", model_id, self.weights, str(self.dtype), store, self._embed)
 
     @torch.no_grad()
     def _embed(self, images: Sequence[ImageRef]) -> torch.Tensor:

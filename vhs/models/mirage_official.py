@@ -10,19 +10,16 @@ which the runner computes the needles' recall. Options: `store` (another feature
 the answer is its first word).
 """
 
-import hashlib
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
 from vhs.data.kinds import KINDS
 from vhs.data.released import MIRAGE_REPO
 from vhs.mirage.official import ReleasedMirage
-from vhs.mirage.store import FeatureStore
+from vhs.mirage.store import model_store
 from vhs.models.base import BatchedBackend, Retriever
 from vhs.models.hf import weights_revision
-from vhs.paths import data_root
 from vhs.protocol import ImageRef, Limits, Reply, Request
 
 
@@ -46,8 +43,7 @@ class OfficialMirageBackend(BatchedBackend, Retriever):
         )
         self.limits = Limits()
         self.image_tokens = self.model.queries
-        digest = hashlib.sha256(f"{model_id}\n{revision}\n{self.params['dtype']}".encode()).hexdigest()[:16]
-        self.store = FeatureStore(Path(store) if store else data_root() / "cache" / "mirage-official" / digest, self._tokens)
+        self.store = model_store("mirage-official", model_id, revision, self.params["dtype"], store, self._tokens)
 
     def _tokens(self, images: Sequence[ImageRef]) -> torch.Tensor:
         return self.model.image_tokens([image.path for image in images])
